@@ -1,0 +1,1 @@
+"""seqrec: sequential and session-based recommendation in JAX."""
