@@ -1,0 +1,133 @@
+"""Restore a finished (or interrupted) run for analysis: scores, top-k, item embeddings, neighbours."""
+
+import dataclasses
+import json
+import os
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+from flax import nnx
+
+from seqrec import checkpointing, train_step
+from seqrec.data import ItemVocab
+from seqrec.models import build_model
+from seqrec.models.gru4rec import ItemTable
+
+
+@dataclasses.dataclass
+class Run:
+  """A trained model with its config and item vocabulary.
+
+  Item arguments and results use the dataset's raw item ids (as in the input files); dense ids
+  are the model's row numbers.
+  """
+
+  model: nnx.Module
+  config: ml_collections.ConfigDict
+  vocab: ItemVocab
+  workdir: str
+
+  def dense_ids(self, items) -> np.ndarray:
+    """Raw ids -> dense ids; raises KeyError naming ids the training data never had."""
+    raw = np.asarray(items)
+    if raw.dtype.kind in 'iu' and self.vocab.ids.dtype.kind in 'US':
+      raw = raw.astype(str)
+    elif raw.dtype.kind in 'US' and self.vocab.ids.dtype.kind in 'iu':
+      try:
+        raw = raw.astype(np.int64)
+      except ValueError:
+        raise KeyError(f'item ids {items!r} are not integers; this run has integer ids') from None
+    dense = self.vocab.encode(raw)
+    if (dense < 0).any():
+      unknown = raw[dense < 0].tolist()
+      raise KeyError(f'items {unknown} are not in the training data of {self.workdir}')
+    return dense
+
+  def encode_session(self, items) -> jax.Array:
+    """Feeds a session prefix (raw ids, oldest first) from a zero state; returns the [D] output."""
+    dense = jnp.asarray(self.dense_ids(items), jnp.int32)
+    if dense.size == 0:
+      raise ValueError('encode_session needs at least one item')
+    return _encode_prefix(self.model, dense)
+
+  def score_session(self, items) -> np.ndarray:
+    """[N] scores of every item as the next one after the prefix `items` (dense id order)."""
+    out = self.encode_session(items)
+    return np.asarray(self.model.score_all(out[None, :])[0])
+
+  def top_k(self, items, k: int = 20, exclude_seen: bool = False) -> list[tuple]:
+    """The k best next items after the prefix as `(raw_id, score)`, best first."""
+    scores = self.score_session(items)
+    if exclude_seen:
+      scores[self.dense_ids(items)] = -np.inf
+    best = np.argsort(-scores, kind='stable')[:k]
+    return [(self.vocab.decode(np.array([i]))[0].item(), float(scores[i])) for i in best]
+
+  def item_embeddings(self) -> np.ndarray:
+    """[N, D] output item table (also the input embedding with constrained embedding)."""
+    return np.asarray(self.model.item_out[...])
+
+  def nearest_items(self, item, k: int = 10) -> list[tuple]:
+    """The k items closest to `item` by cosine similarity in the item table, `(raw_id, cos)`."""
+    emb = self.item_embeddings()
+    norm = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
+    i = int(self.dense_ids([item])[0])
+    sims = norm @ norm[i]
+    sims[i] = -np.inf
+    best = np.argsort(-sims, kind='stable')[:k]
+    return [(self.vocab.decode(np.array([j]))[0].item(), float(sims[j])) for j in best]
+
+
+@nnx.jit
+def _encode_prefix(model, dense: jax.Array) -> jax.Array:
+  def body(hidden, item):
+    out, hidden = model.encode(item[None], hidden)
+    return hidden, out[0]
+
+  _, outs = jax.lax.scan(body, model.init_hidden(1), dense)
+  return outs[-1]
+
+
+def load_run(workdir: str, device: str | None = None) -> Run:
+  """Restores the best (else the latest) parameters of the run in `workdir`.
+
+  Args:
+    workdir: a `--workdir` of `seqrec.main`.
+    device: 'cpu', 'gpu', 'tpu' or None for JAX's default device.
+
+  Returns:
+    A `Run`.
+
+  Raises:
+    FileNotFoundError: when `workdir` holds no run or no checkpoint.
+  """
+  config_path = os.path.join(workdir, 'config.json')
+  if not os.path.exists(config_path):
+    raise FileNotFoundError(f'{config_path} not found: {workdir} is not a seqrec run directory')
+  with open(config_path) as f:
+    config = ml_collections.ConfigDict(json.load(f))
+  vocab = ItemVocab.load(os.path.join(workdir, 'item_vocab.npz'))
+  target = jax.devices(device)[0] if device else jax.devices()[0]
+  with jax.default_device(target):
+    model = build_model(config, vocab.size, seed=int(config.seed))
+    graphdef, tables, dense = nnx.split(model, ItemTable, nnx.Param)
+    ckpts = checkpointing.RunCheckpoints(workdir)
+    try:
+      restored = ckpts.restore('best', {'tables': tables, 'dense': dense})
+      if restored is not None:
+        params = restored[0]
+      else:
+        template = train_step.init_train_state(
+          model, int(config.batch_size), float(config.momentum), jax.random.PRNGKey(0)
+        )
+        restored = ckpts.restore('latest', template)
+        if restored is None:
+          raise FileNotFoundError(f'{workdir} has no checkpoint yet')
+        params = {'tables': restored[0].tables, 'dense': restored[0].dense}
+    finally:
+      ckpts.close()
+    params = jax.device_put(params, target)
+    model = nnx.merge(graphdef, params['tables'], params['dense'])
+  return Run(model=model, config=config, vocab=vocab, workdir=workdir)

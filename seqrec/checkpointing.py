@@ -1,0 +1,104 @@
+"""Orbax checkpoints of a run: the latest training state (for resuming) and the best parameters.
+
+This is the only module that imports orbax. A state is stored as a flat `{path: array}` dict keyed
+by the pytree paths of the live state, so restoring needs only a template of the same structure
+(built from the config) and a mismatch is reported by name instead of failing deep in orbax.
+"""
+
+import os
+from typing import Any
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+
+
+class CheckpointMismatchError(ValueError):
+  """A checkpoint does not fit the model/config/dataset it is restored into."""
+
+
+def _flatten(tree: Any) -> dict[str, np.ndarray]:
+  leaves = jax.tree_util.tree_flatten_with_path(tree)[0]
+  return {jax.tree_util.keystr(path): leaf for path, leaf in leaves}
+
+
+def _unflatten(template: Any, flat: dict[str, Any], where: str) -> Any:
+  paths, treedef = jax.tree_util.tree_flatten_with_path(template)
+  leaves = []
+  for path, leaf in paths:
+    name = jax.tree_util.keystr(path)
+    if name not in flat:
+      raise CheckpointMismatchError(f'{where}: the checkpoint has no entry {name}')
+    value = flat[name]
+    if tuple(np.shape(value)) != tuple(np.shape(leaf)):
+      raise CheckpointMismatchError(
+        f'{where}: {name} has shape {np.shape(value)} in the checkpoint but {np.shape(leaf)} in '
+        'the model built from this config (different dataset or hyperparameters?)'
+      )
+    leaves.append(jax.numpy.asarray(value, dtype=leaf.dtype))
+  return jax.tree_util.tree_unflatten(treedef, [leaf for _, leaf in zip(paths, leaves)])
+
+
+class RunCheckpoints:
+  """`latest` (resumable state, rotated) and `best` (parameters at the best validation score).
+
+  Args:
+    workdir: the run directory; checkpoints live in `workdir/checkpoints/{latest,best}`.
+  """
+
+  def __init__(self, workdir: str):
+    root = os.path.join(os.path.abspath(workdir), 'checkpoints')
+    self._managers = {
+      kind: ocp.CheckpointManager(
+        os.path.join(root, kind),
+        options=ocp.CheckpointManagerOptions(max_to_keep=1, create=True),
+      )
+      for kind in ('latest', 'best')
+    }
+
+  def save(self, kind: str, step: int, tree: Any, meta: dict) -> None:
+    """Writes `tree` (any pytree of arrays) and a JSON `meta` dict under `kind` at `step`."""
+    flat = {k: np.asarray(v) for k, v in _flatten(tree).items()}
+    manager = self._managers[kind]
+    if step in manager.all_steps():  # e.g. an epoch-end save right after a timed one
+      manager.delete(step)
+    manager.save(
+      step,
+      args=ocp.args.Composite(state=ocp.args.StandardSave(flat), meta=ocp.args.JsonSave(meta)),
+      force=True,
+    )
+    manager.wait_until_finished()
+
+  def latest_step(self, kind: str) -> int | None:
+    return self._managers[kind].latest_step()
+
+  def restore(self, kind: str, template: Any) -> tuple[Any, dict] | None:
+    """Restores the newest `kind` checkpoint into the structure of `template`, or None if none."""
+    manager = self._managers[kind]
+    step = manager.latest_step()
+    if step is None:
+      return None
+    flat_template = {k: np.asarray(v) for k, v in _flatten(template).items()}
+    restored = manager.restore(
+      step,
+      args=ocp.args.Composite(
+        state=ocp.args.StandardRestore(
+          {k: jax.ShapeDtypeStruct(v.shape, v.dtype) for k, v in flat_template.items()}
+        ),
+        meta=ocp.args.JsonRestore(),
+      ),
+    )
+    where = str(manager.directory)
+    return _unflatten(template, dict(restored['state']), where), dict(restored['meta'])
+
+  def restore_meta(self, kind: str) -> dict | None:
+    manager = self._managers[kind]
+    step = manager.latest_step()
+    if step is None:
+      return None
+    restored = manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))
+    return dict(restored['meta'])
+
+  def close(self) -> None:
+    for manager in self._managers.values():
+      manager.close()

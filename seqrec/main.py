@@ -1,0 +1,36 @@
+"""Command-line entry point: `python -m seqrec.main --config=<file>.py --workdir=DIR`.
+
+Any config field can be overridden on the command line, e.g. `--config.layers="(512,)"`
+`--config.loss=bpr-max`; an unknown field is rejected before anything runs.
+"""
+
+import json
+import sys
+
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+from seqrec import train
+
+_CONFIG = config_flags.DEFINE_config_file(
+  'config', None, 'Path to a config file defining get_config().', lock_config=True
+)
+_WORKDIR = flags.DEFINE_string('workdir', None, 'Run directory: checkpoints, metrics, results.')
+flags.mark_flags_as_required(['config', 'workdir'])
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f'Unexpected arguments: {" ".join(argv[1:])}')
+  config = _CONFIG.value
+  try:
+    result = train.train_and_evaluate(config, _WORKDIR.value)
+  except (ValueError, KeyError, FileNotFoundError) as e:
+    logging.error('%s', e)
+    print(f'error: {e}', file=sys.stderr)
+    sys.exit(2)
+  print(json.dumps(result, indent=2))
+
+
+if __name__ == '__main__':
+  app.run(main)

@@ -1,0 +1,88 @@
+"""Run outputs for people and tools: metrics.jsonl, TensorBoard scalars, and a progress line."""
+
+import json
+import os
+import sys
+import time
+
+from absl import logging
+
+
+class MetricsWriter:
+  """Appends `{"step": .., "epoch": .., **scalars}` lines to `workdir/metrics.jsonl` and TensorBoard.
+
+  TensorBoard event files are written with tensorboardX when it is installed (it is a declared
+  dependency); without it the JSON lines are still written and a warning is logged once.
+  """
+
+  def __init__(self, workdir: str):
+    os.makedirs(workdir, exist_ok=True)
+    self.path = os.path.join(workdir, 'metrics.jsonl')
+    self._tb = None
+    try:
+      from tensorboardX import SummaryWriter  # noqa: PLC0415 (optional at import time)
+
+      self._tb = SummaryWriter(os.path.join(workdir, 'tensorboard'))
+    except ImportError:
+      logging.warning('tensorboardX is not installed: TensorBoard scalars are not written.')
+
+  def write(self, step: int, scalars: dict, **context) -> None:
+    record = {'step': int(step), **context, **{k: _plain(v) for k, v in scalars.items()}}
+    with open(self.path, 'a') as f:
+      f.write(json.dumps(record) + '\n')
+    if self._tb is not None:
+      for name, value in scalars.items():
+        if isinstance(value, (int, float)):
+          self._tb.add_scalar(name, value, int(step))
+      self._tb.flush()
+
+  def close(self) -> None:
+    if self._tb is not None:
+      self._tb.close()
+
+
+def _plain(value):
+  try:
+    return float(value)
+  except (TypeError, ValueError):
+    return value
+
+
+class Progress:
+  """A one-line progress display with events/s, refreshed at most every `interval` seconds.
+
+  On a terminal the line is redrawn in place; elsewhere (logs, CI) one line per refresh is printed.
+  """
+
+  def __init__(self, total: int, desc: str, interval: float = 2.0, stream=None):
+    self.total = max(int(total), 1)
+    self.desc = desc
+    self.interval = interval
+    self.stream = stream or sys.stderr
+    self.tty = hasattr(self.stream, 'isatty') and self.stream.isatty()
+    self.start = time.perf_counter()
+    self.last = self.start
+    self.done = 0
+
+  def due(self) -> bool:
+    """True when a refresh is due (callers only sync the device when it is)."""
+    return time.perf_counter() - self.last >= self.interval
+
+  def update(self, done: int, events: int, extra: str = '') -> None:
+    now = time.perf_counter()
+    self.done = done
+    self.last = now
+    rate = events / max(now - self.start, 1e-9)
+    frac = min(done / self.total, 1.0)
+    bar = '#' * int(frac * 20)
+    line = f'{self.desc} [{bar:<20}] {frac:6.1%} {rate:,.0f} events/s {extra}'
+    if self.tty:
+      self.stream.write('\r' + line)
+    else:
+      self.stream.write(line + '\n')
+    self.stream.flush()
+
+  def close(self) -> None:
+    if self.tty:
+      self.stream.write('\n')
+      self.stream.flush()

@@ -1,0 +1,242 @@
+"""The training loop: data, model, epochs of compiled chunks, evaluation, checkpoints, early stop."""
+
+import dataclasses
+import hashlib
+import json
+import os
+import time
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+from absl import logging
+from flax import nnx
+
+from seqrec import checkpointing, evaluation, reporting, train_step
+from seqrec.data import SessionData, load_session_data
+from seqrec.data.session_parallel import build_schedule, session_order_by_start_time
+from seqrec.models import build_model
+from seqrec.models.gru4rec import ItemTable
+
+
+@dataclasses.dataclass
+class Progress:
+  """Where a run stands; stored as JSON with every checkpoint."""
+
+  epoch: int = 0  # epochs finished
+  chunk: int = 0  # chunks finished within the current epoch
+  best_metric: float = -1.0
+  best_epoch: int = -1
+  bad_epochs: int = 0
+  epoch_seconds: list = dataclasses.field(default_factory=list)
+  epoch_events: list = dataclasses.field(default_factory=list)
+
+
+def fingerprint(config: ml_collections.ConfigDict, data: SessionData) -> dict:
+  """What a checkpoint must agree on with the run restoring it."""
+  vocab_hash = hashlib.sha256(np.ascontiguousarray(data.vocab.ids).tobytes()).hexdigest()[:16]
+  return {
+    'model': config.model,
+    'n_items': int(data.n_items),
+    'vocab_sha256': vocab_hash,
+    'layers': [int(u) for u in config.layers],
+    'batch_size': int(config.batch_size),
+  }
+
+
+def training_events(data: SessionData):
+  """Validation runs train on train-minus-validation; otherwise on the full training set."""
+  return data.train_tr if data.valid is not None else data.train
+
+
+def popularity_metrics(data: SessionData, events, cutoffs, tie_mode: str) -> dict[str, float]:
+  """POP baseline on the same targets: every prediction ranks items by training popularity."""
+  counts = np.asarray(data.item_counts, np.float32)
+  offsets = events.session_offsets()
+  is_first = np.zeros(events.num_events, bool)
+  is_first[offsets[:-1]] = True
+  targets = np.asarray(events.item)[~is_first]
+  ranks = evaluation.ranks_from_scores(
+    jnp.asarray(counts)[None, :], jnp.asarray(targets)[None, :], tie_mode
+  )
+  sums = evaluation.metric_sums(ranks.reshape(-1), jnp.ones(targets.shape, bool), tuple(cutoffs))
+  return evaluation.finalize(sums)
+
+
+def _evaluate(model, events, config) -> dict[str, float]:
+  return evaluation.evaluate_sessions(
+    model,
+    events,
+    batch_size=int(config.eval.batch_size),
+    cutoffs=tuple(config.eval.cutoffs),
+    mode=config.eval.tie_mode,
+    item_chunk=int(config.eval.item_chunk),
+    steps_per_call=int(config.eval.steps_per_call),
+  )
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
+  """Trains `config.model` on `config.data`, evaluates it, and writes everything to `workdir`.
+
+  A `workdir` holding a checkpoint of the same config and dataset is resumed from where it stopped.
+
+  Returns:
+    The final metrics (also written to `workdir/final_metrics.json`).
+  """
+  os.makedirs(workdir, exist_ok=True)
+  t_start = time.perf_counter()
+  data = load_session_data(config.data)
+  train_events = training_events(data)
+  eval_events = data.valid if data.valid is not None else data.test
+  eval_split = 'valid' if data.valid is not None else 'test'
+  logging.info(
+    'data %s: %d items; train %d events / %d sessions; %s %d events',
+    data.name, data.n_items, train_events.num_events, train_events.num_sessions,
+    eval_split, eval_events.num_events,
+  )
+  with open(os.path.join(workdir, 'config.json'), 'w') as f:
+    f.write(config.to_json(indent=2))
+  data.vocab.save(os.path.join(workdir, 'item_vocab.npz'))
+
+  model = build_model(config, data.n_items, seed=int(config.seed))
+  graphdef, _, _ = nnx.split(model, ItemTable, nnx.Param)
+  batch_size = int(config.batch_size)
+  steps_per_call = int(config.steps_per_call)
+  offsets = train_events.session_offsets()
+  schedule = build_schedule(
+    np.asarray(train_events.item),
+    offsets,
+    batch_size,
+    order=session_order_by_start_time(offsets, np.asarray(train_events.time)),
+    steps_multiple=steps_per_call,
+  )
+  arrays = {k: jnp.asarray(v) for k, v in schedule.arrays().items()}
+  counts = np.bincount(np.asarray(train_events.item), minlength=data.n_items)
+  chunk_fn = train_step.make_train_chunk(
+    graphdef, train_step.step_config(config), counts, steps_per_call
+  )
+  state = train_step.init_train_state(
+    model, batch_size, float(config.momentum), jax.random.PRNGKey(int(config.seed))
+  )
+
+  ckpts = checkpointing.RunCheckpoints(workdir)
+  writer = reporting.MetricsWriter(workdir)
+  progress = Progress()
+  fp = fingerprint(config, data)
+  meta = ckpts.restore_meta('latest')
+  if meta is not None:
+    if meta.get('fingerprint') != fp:
+      raise checkpointing.CheckpointMismatchError(
+        f'--workdir={workdir} holds a checkpoint of a different run: {meta.get("fingerprint")} '
+        f'vs this config/dataset {fp}. Use a fresh --workdir.'
+      )
+    state, meta = ckpts.restore('latest', state)
+    progress = Progress(**meta['progress'])
+    logging.info('resumed from %s at epoch %d chunk %d', workdir, progress.epoch, progress.chunk)
+
+  def save(kind: str, tree) -> None:
+    meta = {'fingerprint': fp, 'progress': dataclasses.asdict(progress)}
+    ckpts.save(kind, int(state.step), tree, meta)
+
+  es = config.early_stopping
+  n_chunks = schedule.chunks(steps_per_call)
+  ckpt_every = float(config.checkpoint_every_secs)
+  while progress.epoch < int(config.n_epochs):
+    epoch = progress.epoch
+    if progress.chunk == 0:  # the official code starts every epoch from a zero hidden state
+      state.hidden = tuple(jnp.zeros_like(h) for h in state.hidden)
+    bar = reporting.Progress(n_chunks, f'epoch {epoch + 1}/{config.n_epochs}')
+    t0 = time.perf_counter()
+    last_ckpt = t0
+    pending = []
+    first_chunk = progress.chunk
+    for c in range(first_chunk, n_chunks):
+      state, stats = chunk_fn(state, arrays, jnp.int32(c * steps_per_call))
+      pending.append(stats)
+      progress.chunk = c + 1
+      if bar.due() or c == n_chunks - 1:
+        totals = np.sum(jax.device_get(pending), axis=0)
+        pending = [jnp.asarray(totals)]
+        bar.update(c + 1, int(totals[1]), f'loss {totals[0] / max(totals[1], 1):.4f}')
+      if ckpt_every > 0 and time.perf_counter() - last_ckpt >= ckpt_every and c < n_chunks - 1:
+        save('latest', state)
+        last_ckpt = time.perf_counter()
+    bar.close()
+    totals = np.sum(jax.device_get(pending), axis=0)
+    seconds = time.perf_counter() - t0
+    events = int(totals[1])
+    train_scalars = {
+      'train_loss': float(totals[0] / max(totals[1], 1)),
+      'train_events_per_sec': events / seconds,
+      'epoch_seconds': seconds,
+    }
+    if first_chunk == 0:  # only whole epochs count for speed statistics
+      progress.epoch_seconds.append(seconds)
+      progress.epoch_events.append(events)
+    progress.epoch += 1
+    progress.chunk = 0
+    scalars = dict(train_scalars)
+    run_eval = eval_split == 'valid' or bool(config.eval.test_every_epoch)
+    if run_eval:
+      model_now = nnx.merge(graphdef, state.tables, state.dense)
+      t_eval = time.perf_counter()
+      metrics = _evaluate(model_now, eval_events, config)
+      scalars.update({f'{eval_split}/{k}': v for k, v in metrics.items()})
+      scalars[f'{eval_split}/events_per_sec'] = metrics['count'] / (time.perf_counter() - t_eval)
+    writer.write(int(state.step), scalars, epoch=progress.epoch)
+    logging.info(
+      'epoch %d: %s', progress.epoch, ' '.join(f'{k}={v:.4g}' for k, v in scalars.items())
+    )
+    print(f'epoch {progress.epoch}: ' + ' '.join(f'{k}={v:.4f}' for k, v in scalars.items()
+                                                 if '/' in k or k == 'train_loss'), flush=True)
+
+    stop = False
+    if run_eval and eval_split == 'valid':
+      value = scalars[f'valid/{es.metric}']
+      if value > progress.best_metric:
+        progress.best_metric, progress.best_epoch, progress.bad_epochs = value, progress.epoch, 0
+        save('best', {'tables': state.tables, 'dense': state.dense})
+      else:
+        progress.bad_epochs += 1
+        stop = es.patience > 0 and progress.bad_epochs >= es.patience
+    save('latest', state)
+    if stop:
+      logging.info('early stopping after epoch %d (best epoch %d)', progress.epoch,
+                   progress.best_epoch)
+      break
+
+  # Final test evaluation with the best parameters (validation runs) or the last ones.
+  params = {'tables': state.tables, 'dense': state.dense}
+  if eval_split == 'valid' and ckpts.latest_step('best') is not None:
+    params, _ = ckpts.restore('best', params)
+  else:
+    save('best', params)
+  final_model = nnx.merge(graphdef, params['tables'], params['dense'])
+  t_eval = time.perf_counter()
+  test_metrics = _evaluate(final_model, data.test, config)
+  eval_seconds = time.perf_counter() - t_eval
+  pop = popularity_metrics(data, data.test, config.eval.cutoffs, config.eval.tie_mode)
+  result = {
+    'test': test_metrics,
+    'test_events_per_sec': test_metrics['count'] / eval_seconds,
+    'popularity_test': pop,
+    'epochs': progress.epoch,
+    'best_epoch': progress.best_epoch,
+    'train_events_per_sec_median': _median_rate(progress),
+    'wall_seconds': time.perf_counter() - t_start,
+  }
+  writer.write(int(state.step), {f'test/{k}': v for k, v in test_metrics.items()},
+               epoch=progress.epoch)
+  with open(os.path.join(workdir, 'final_metrics.json'), 'w') as f:
+    json.dump(result, f, indent=2)
+  writer.close()
+  ckpts.close()
+  return result
+
+
+def _median_rate(progress: Progress) -> float:
+  """Median training events/s over epochs 2.. (epoch 1 includes compilation)."""
+  rates = [e / s for e, s in zip(progress.epoch_events, progress.epoch_seconds)]
+  rates = rates[1:] if len(rates) > 1 else rates
+  return float(np.median(rates)) if rates else float('nan')
