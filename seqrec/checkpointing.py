@@ -27,6 +27,9 @@ def _unflatten(template: Any, flat: dict[str, Any], where: str) -> Any:
   leaves = []
   for path, leaf in paths:
     name = jax.tree_util.keystr(path)
+    if np.size(leaf) == 0:  # empty buffers (e.g. no momentum) are not stored
+      leaves.append(leaf)
+      continue
     if name not in flat:
       raise CheckpointMismatchError(f'{where}: the checkpoint has no entry {name}')
     value = flat[name]
@@ -36,7 +39,7 @@ def _unflatten(template: Any, flat: dict[str, Any], where: str) -> Any:
         'the model built from this config (different dataset or hyperparameters?)'
       )
     leaves.append(jax.numpy.asarray(value, dtype=leaf.dtype))
-  return jax.tree_util.tree_unflatten(treedef, [leaf for _, leaf in zip(paths, leaves)])
+  return jax.tree_util.tree_unflatten(treedef, leaves)
 
 
 class RunCheckpoints:
@@ -58,7 +61,7 @@ class RunCheckpoints:
 
   def save(self, kind: str, step: int, tree: Any, meta: dict) -> None:
     """Writes `tree` (any pytree of arrays) and a JSON `meta` dict under `kind` at `step`."""
-    flat = {k: np.asarray(v) for k, v in _flatten(tree).items()}
+    flat = {k: np.asarray(v) for k, v in _flatten(tree).items() if np.size(v) > 0}
     manager = self._managers[kind]
     if step in manager.all_steps():  # e.g. an epoch-end save right after a timed one
       manager.delete(step)
@@ -78,7 +81,9 @@ class RunCheckpoints:
     step = manager.latest_step()
     if step is None:
       return None
-    flat_template = {k: np.asarray(v) for k, v in _flatten(template).items()}
+    flat_template = {
+      k: np.asarray(v) for k, v in _flatten(template).items() if np.size(v) > 0
+    }
     restored = manager.restore(
       step,
       args=ocp.args.Composite(

@@ -23,6 +23,8 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {" ".join(argv[1:])}')
   config = _CONFIG.value
+  if not flags.FLAGS['verbosity'].present:
+    logging.set_verbosity(logging.WARNING)  # orbax is chatty at INFO
   try:
     result = train.train_and_evaluate(config, _WORKDIR.value)
   except (ValueError, KeyError, FileNotFoundError) as e:

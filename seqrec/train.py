@@ -52,15 +52,18 @@ def training_events(data: SessionData):
 
 def popularity_metrics(data: SessionData, events, cutoffs, tie_mode: str) -> dict[str, float]:
   """POP baseline on the same targets: every prediction ranks items by training popularity."""
-  counts = np.asarray(data.item_counts, np.float32)
+  counts = np.asarray(data.item_counts)
   offsets = events.session_offsets()
   is_first = np.zeros(events.num_events, bool)
   is_first[offsets[:-1]] = True
-  targets = np.asarray(events.item)[~is_first]
-  ranks = evaluation.ranks_from_scores(
-    jnp.asarray(counts)[None, :], jnp.asarray(targets)[None, :], tie_mode
+  target_counts = counts[np.asarray(events.item)[~is_first]]  # [P]
+  ordered = np.sort(counts)
+  n_greater = len(ordered) - np.searchsorted(ordered, target_counts, side='right')
+  n_equal = np.searchsorted(ordered, target_counts, side='right') - np.searchsorted(
+    ordered, target_counts, side='left'
   )
-  sums = evaluation.metric_sums(ranks.reshape(-1), jnp.ones(targets.shape, bool), tuple(cutoffs))
+  ranks = evaluation.ranks_from_counts(jnp.asarray(n_greater), jnp.asarray(n_equal), tie_mode)
+  sums = evaluation.metric_sums(ranks, jnp.ones(ranks.shape, bool), tuple(cutoffs))
   return evaluation.finalize(sums)
 
 

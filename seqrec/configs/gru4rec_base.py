@@ -1,6 +1,7 @@
 """Shared defaults of every GRU4Rec config (the official code's parameter names and defaults)."""
 
 import ml_collections
+from ml_collections import config_dict
 
 # The official GRU4Rec parameter names; a paramfile of the official code sets exactly these.
 OFFICIAL_PARAMS = (
@@ -25,7 +26,7 @@ def data_config(**overrides) -> ml_collections.ConfigDict:
       valid_fraction=0.0,
       min_session_length=2,
       min_item_support=5,
-      preprocess=True,
+      preprocess=config_dict.placeholder(bool),  # None: True for raw formats only
       cache_dir='',
       synthetic_sessions=6000,
       synthetic_items=1000,
