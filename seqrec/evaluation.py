@@ -94,7 +94,8 @@ def target_ranks(
 ) -> jax.Array:
   """Ranks of the targets among all items, scored ``query @ item_emb.T + item_bias``.
 
-  The catalogue is visited in ``ceil(N / chunk)`` chunks of ``chunk = min(chunk_size,
+  A catalogue of at most ``chunk_size`` items is scored with one product. A larger
+  one is visited in ``ceil(N / chunk)`` chunks of ``chunk = min(chunk_size,
   N)`` items, so only [B, chunk] scores ever exist. The last chunk is shifted back
   to end at item N - 1 (no padded items are made) and the items it shares with the
   previous chunk are not counted again.
@@ -164,6 +165,12 @@ def target_ranks(
     # which would make two matrix products whose roundings could differ.
     start, scores = jax.lax.optimization_barrier(chunk_scores(c))
     return jax.lax.cond(step < n_chunks, pick_target, count_items, c, start, scores, carry)
+
+  if n_chunks == 1:  # the whole catalogue at once: one product, target picked from it
+    _, scores = chunk_scores(0)
+    target_score = jnp.take_along_axis(scores, targets[:, None], axis=1)[:, 0]  # [B]
+    n_greater, n_equal = _count_vs_target(scores, target_score)
+    return ranks_from_counts(n_greater, n_equal, mode)
 
   init = (
     jnp.zeros((n_rows,), jnp.float32),

@@ -117,7 +117,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   arrays = {k: jnp.asarray(v) for k, v in schedule.arrays().items()}
   counts = np.bincount(np.asarray(train_events.item), minlength=data.n_items)
   chunk_fn = train_step.make_train_chunk(
-    graphdef, train_step.step_config(config), counts, steps_per_call
+    graphdef, train_step.step_config(config), counts, steps_per_call, int(config.scan_unroll)
   )
   state = train_step.init_train_state(
     model, batch_size, float(config.momentum), jax.random.PRNGKey(int(config.seed))

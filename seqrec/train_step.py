@@ -101,13 +101,11 @@ def sampling_cdf(item_counts: jax.Array, sample_alpha: float) -> jax.Array:
   return cdf.at[-1].set(1.0).astype(jnp.float32)
 
 
-def make_train_chunk(
-  graphdef: nnx.GraphDef, cfg: StepConfig, item_counts: jax.Array, steps_per_call: int
-) -> Callable:
-  """Builds `train_chunk(state, schedule_arrays, start) -> (state, stats)`, jitted, donating state.
+def make_update_fn(graphdef: nnx.GraphDef, cfg: StepConfig, item_counts: jax.Array) -> Callable:
+  """Builds the pure one-step `update(state, batch) -> (state, [loss_sum, n_valid])`.
 
-  `schedule_arrays` holds the epoch's `[T, B]` inputs/targets/valid/reset on device; the call runs
-  steps `start .. start + steps_per_call - 1` in one `lax.scan`.
+  `batch` holds one step's `[B]` inputs/targets/valid/reset. `make_train_chunk` scans it; tests
+  call it step by step.
   """
   loss_fn = bind_loss(cfg)
   counts = jnp.asarray(item_counts, jnp.float32)
@@ -187,9 +185,28 @@ def make_train_chunk(
     )
     return new_state, jnp.stack([total, valid.sum().astype(jnp.float32)])
 
+  return update
+
+
+def make_train_chunk(
+  graphdef: nnx.GraphDef,
+  cfg: StepConfig,
+  item_counts: jax.Array,
+  steps_per_call: int,
+  unroll: int = 1,
+) -> Callable:
+  """Builds `train_chunk(state, schedule_arrays, start) -> (state, stats)`, jitted, donating state.
+
+  `schedule_arrays` holds the epoch's `[T, B]` inputs/targets/valid/reset on device; the call runs
+  steps `start .. start + steps_per_call - 1` in one `lax.scan` (unrolled `unroll` times: fewer
+  loop iterations, each a device-side loop test, for the same steps). `stats` is
+  `[loss_sum, n_valid]` summed over the chunk.
+  """
+  update = make_update_fn(graphdef, cfg, item_counts)
+
   def train_chunk(state: TrainState, arrays: dict[str, jax.Array], start: jax.Array):
     window = {k: jax.lax.dynamic_slice_in_dim(v, start, steps_per_call) for k, v in arrays.items()}
-    state, stats = jax.lax.scan(update, state, window)  # stats [steps, 2]
+    state, stats = jax.lax.scan(update, state, window, unroll=unroll)  # stats [steps, 2]
     return state, stats.sum(axis=0)
 
   return jax.jit(train_chunk, donate_argnums=0)

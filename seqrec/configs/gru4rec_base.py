@@ -61,14 +61,15 @@ def get_config() -> ml_collections.ConfigDict:
   config.n_epochs = 10
   # seqrec's own knobs.
   config.steps_per_call = 128  # steps per compiled lax.scan call
+  config.scan_unroll = 1  # steps per loop iteration inside a call (speed only, same numbers)
   config.checkpoint_every_secs = 600.0  # mid-epoch checkpoints of long epochs (0: epoch ends only)
   config.eval = ml_collections.ConfigDict(
     dict(
       cutoffs=(20,),
       tie_mode='conservative',  # conservative | optimistic | median
       batch_size=512,
-      item_chunk=16384,  # catalogue scored in chunks of this many items
-      steps_per_call=64,
+      item_chunk=65536,  # catalogue scored in chunks of this many items (bounds memory)
+      steps_per_call=16,
       test_every_epoch=False,  # without a validation split, also evaluate test every epoch
     )
   )
