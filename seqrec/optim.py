@@ -165,23 +165,68 @@ def row_sparse_update(
   if not use_momentum and isinstance(momentum, (int, float)) and momentum != 0:
     raise ValueError("momentum > 0 needs a state from init_row_sparse(..., with_momentum=True)")
 
+  rows, inverse = coalesce(indices, num_rows)
+  return apply_row_sparse(
+    table, state, rows, inverse, row_grads, learning_rate=learning_rate, momentum=momentum, eps=eps
+  )
+
+
+def coalesce(indices: jax.Array, num_rows: int) -> tuple[jax.Array, jax.Array]:
+  """Distinct looked-up rows and, per lookup, the position of its row among them.
+
+  Args:
+    indices: `[M]` looked-up rows; entries outside `[0, num_rows)` are padding.
+    num_rows: N, the table's row count.
+
+  Returns:
+    `(rows [M], inverse [M])`: distinct rows in ascending order, padded with the sentinel N (which
+    the scatters of `apply_row_sparse` drop); `rows[inverse[m]]` is lookup m's row (N for padding).
+  """
   num_lookups = indices.shape[0]
   indices = indices.astype(jnp.int32)
-  # Every kind of padding becomes the sentinel N, which the scatters below drop.
+  # Every kind of padding becomes the sentinel N.
   indices = jnp.where((indices >= 0) & (indices < num_rows), indices, num_rows)  # [M]
-  # Distinct rows in ascending order, sentinel N last and as filler; inverse maps lookups to them.
   rows, inverse = jnp.unique(
     indices, size=num_lookups, fill_value=num_rows, return_inverse=True
   )  # [M], [M]
-  grads = jax.ops.segment_sum(
-    row_grads.astype(state.acc.dtype), inverse.reshape(-1), num_segments=num_lookups
-  )  # [M, ...]
+  return rows, inverse.reshape(-1)
 
-  acc_rows = state.acc.at[rows].get(mode="fill", fill_value=0) + grads * grads  # [M, ...]
-  step = learning_rate * grads / jnp.sqrt(acc_rows + eps)  # [M, ...]
+
+def apply_row_sparse(
+  table: jax.Array,
+  state: RowSparseState,
+  rows: jax.Array,
+  inverse: jax.Array,
+  row_grads: jax.Array,
+  *,
+  learning_rate: float | jax.Array,
+  momentum: float | jax.Array,
+  eps: float = DEFAULT_EPS,
+) -> tuple[jax.Array, RowSparseState]:
+  """`row_sparse_update` after `coalesce`: lets tables looked up alike share one coalescing.
+
+  Args:
+    table: `[N, ...]`.
+    state: the table's `RowSparseState`.
+    rows: `[R]` distinct rows to update, the sentinel N (or any value >= N) for none.
+    inverse: `[M]` position in `rows` of each lookup's row.
+    row_grads: `[M, ...]` gradient of each lookup.
+    learning_rate: python float or traced scalar.
+    momentum: python float or traced scalar.
+    eps: added to the accumulator inside the square root.
+
+  Returns:
+    `(new_table, new_state)`.
+  """
+  use_momentum = state.mom.shape[0] != 0
+  grads = jax.ops.segment_sum(
+    row_grads.astype(state.acc.dtype), inverse, num_segments=rows.shape[0]
+  )  # [R, ...]
+  acc_rows = state.acc.at[rows].get(mode="fill", fill_value=0) + grads * grads  # [R, ...]
+  step = learning_rate * grads / jnp.sqrt(acc_rows + eps)  # [R, ...]
   new_acc = state.acc.at[rows].set(acc_rows, mode="drop")
   if use_momentum:
-    mom_rows = momentum * state.mom.at[rows].get(mode="fill", fill_value=0) - step  # [M, ...]
+    mom_rows = momentum * state.mom.at[rows].get(mode="fill", fill_value=0) - step  # [R, ...]
     new_mom = state.mom.at[rows].set(mom_rows, mode="drop")
     delta = mom_rows
   else:

@@ -157,23 +157,32 @@ def make_update_fn(graphdef: nnx.GraphDef, cfg: StepConfig, item_counts: jax.Arr
     dense_updates, dense_opt = dense_tx.update(g_dense, state.dense_opt, state.dense)
     dense = optax.apply_updates(state.dense, dense_updates)
 
-    # Row-sparse updates of the item tables, padding slots mapped to the dropped sentinel N.
-    in_idx = jnp.where(valid, inputs, n_items)
-    out_idx = jnp.where(col_valid, cols, n_items)
-    touched = {'item_bias': (out_idx, g_bias)}
-    if model.input_table == 'item_out':
-      touched['item_out'] = (jnp.concatenate([in_idx, out_idx]), jnp.concatenate([g_in, g_out]))
-    else:
-      touched['item_out'] = (out_idx, g_out)
-      touched['item_in'] = (in_idx, g_in)
+    # Row-sparse updates of the item tables, padding slots mapped to the dropped sentinel N. The
+    # output table and its bias share one coalescing of the looked-up ids (one sort per step).
+    in_idx = jnp.where(valid, inputs, n_items)  # [B]
+    out_idx = jnp.where(col_valid, cols, n_items)  # [K]
     tables = dict(state.tables.items())
     table_opt = dict(state.table_opt)
-    for name, (idx, grads) in touched.items():
-      new_value, table_opt[name] = optim.row_sparse_update(
-        tables[name].get_value(), state.table_opt[name], idx, grads,
-        learning_rate=cfg.learning_rate, momentum=cfg.momentum,
+    hyper = dict(learning_rate=cfg.learning_rate, momentum=cfg.momentum)
+
+    def apply(name, rows, inverse, grads):
+      new_value, table_opt[name] = optim.apply_row_sparse(
+        tables[name].get_value(), state.table_opt[name], rows, inverse, grads, **hyper
       )
       tables[name] = tables[name].replace(new_value)
+
+    if model.input_table == 'item_out':  # constrained: inputs are rows of the output table
+      rows, inverse = optim.coalesce(jnp.concatenate([in_idx, out_idx]), n_items)
+      apply('item_out', rows, inverse, jnp.concatenate([g_in, g_out]))
+      out_inverse = inverse[batch_size:]
+      # The bias is looked up for output columns only: rows reached by inputs alone stay frozen.
+      hit = jnp.zeros(rows.shape, bool).at[out_inverse].set(True)
+      apply('item_bias', jnp.where(hit, rows, n_items), out_inverse, g_bias)
+    else:
+      rows, inverse = optim.coalesce(out_idx, n_items)
+      apply('item_out', rows, inverse, g_out)
+      apply('item_bias', rows, inverse, g_bias)
+      apply('item_in', *optim.coalesce(in_idx, n_items), g_in)
     new_state = TrainState(
       step=state.step + 1,
       tables=nnx.State(tables),
