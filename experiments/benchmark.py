@@ -29,8 +29,10 @@ flags.mark_flags_as_required(['config'])
 
 def eval_rate(config, model, events) -> float:
   kwargs = dict(
-    batch_size=int(config.eval.batch_size), cutoffs=tuple(config.eval.cutoffs),
-    mode=config.eval.tie_mode, item_chunk=int(config.eval.item_chunk),
+    batch_size=int(config.eval.batch_size),
+    cutoffs=tuple(config.eval.cutoffs),
+    mode=config.eval.tie_mode,
+    item_chunk=int(config.eval.item_chunk),
     steps_per_call=int(config.eval.steps_per_call),
   )
   evaluation.evaluate_sessions(model, events, **kwargs)  # compile

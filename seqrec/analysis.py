@@ -1,4 +1,4 @@
-"""Restore a finished (or interrupted) run for analysis: scores, top-k, item embeddings, neighbours."""
+"""Restores a finished or interrupted run for analysis: scores, top-k, embeddings, neighbours."""
 
 import dataclasses
 import json

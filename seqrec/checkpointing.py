@@ -81,9 +81,7 @@ class RunCheckpoints:
     step = manager.latest_step()
     if step is None:
       return None
-    flat_template = {
-      k: np.asarray(v) for k, v in _flatten(template).items() if np.size(v) > 0
-    }
+    flat_template = {k: np.asarray(v) for k, v in _flatten(template).items() if np.size(v) > 0}
     restored = manager.restore(
       step,
       args=ocp.args.Composite(

@@ -1,4 +1,4 @@
-"""Full-catalogue evaluation: target ranks by counting (chunked, no sort), metrics, session driver."""
+"""Full-catalogue evaluation: ranks by counting (chunked, no sort), metrics, session driver."""
 
 from __future__ import annotations
 
@@ -12,12 +12,12 @@ from flax import nnx
 
 from seqrec.data.session_parallel import build_schedule
 
-MODES = ("conservative", "optimistic", "median")
+MODES = ('conservative', 'optimistic', 'median')
 
 
 def _check_mode(mode: str) -> None:
   if mode not in MODES:
-    raise ValueError(f"Unknown tie mode {mode!r}; valid modes: {', '.join(MODES)}.")
+    raise ValueError(f'Unknown tie mode {mode!r}; valid modes: {", ".join(MODES)}.')
 
 
 def _count_vs_target(
@@ -52,16 +52,16 @@ def ranks_from_counts(n_greater: jax.Array, n_equal: jax.Array, mode: str) -> ja
   _check_mode(mode)
   n_greater = n_greater.astype(jnp.float32)
   n_equal = n_equal.astype(jnp.float32)
-  if mode == "conservative":
+  if mode == 'conservative':
     return n_greater + n_equal
-  if mode == "optimistic":
+  if mode == 'optimistic':
     return 1.0 + n_greater
   return 1.0 + n_greater + 0.5 * (n_equal - 1.0)
 
 
-@functools.partial(jax.jit, static_argnames=("mode",))
+@functools.partial(jax.jit, static_argnames=('mode',))
 def ranks_from_scores(
-  scores: jax.Array, targets: jax.Array, mode: str = "conservative"
+  scores: jax.Array, targets: jax.Array, mode: str = 'conservative'
 ) -> jax.Array:
   """Ranks of the targets when the full score matrix is already at hand.
 
@@ -82,13 +82,13 @@ def ranks_from_scores(
   return ranks_from_counts(n_greater, n_equal, mode)
 
 
-@functools.partial(jax.jit, static_argnames=("mode", "chunk_size", "precision"))
+@functools.partial(jax.jit, static_argnames=('mode', 'chunk_size', 'precision'))
 def target_ranks(
   query: jax.Array,
   item_emb: jax.Array,
   item_bias: jax.Array | None,
   targets: jax.Array,
-  mode: str = "conservative",
+  mode: str = 'conservative',
   chunk_size: int = 16384,
   precision: jax.lax.Precision = jax.lax.Precision.HIGHEST,
 ) -> jax.Array:
@@ -126,7 +126,7 @@ def target_ranks(
   """
   _check_mode(mode)
   if chunk_size < 1:
-    raise ValueError(f"chunk_size must be positive, got {chunk_size}.")
+    raise ValueError(f'chunk_size must be positive, got {chunk_size}.')
   n_items = item_emb.shape[0]
   n_rows = query.shape[0]
   chunk = min(chunk_size, n_items)
@@ -206,10 +206,10 @@ def metric_sums(
   for k in cutoffs:
     hit = valid & (ranks <= k)  # [B]
     safe_ranks = jnp.where(hit, ranks, 1.0)  # [B]
-    sums[f"recall@{k}"] = jnp.sum(hit, dtype=jnp.int32)
-    sums[f"mrr@{k}"] = jnp.sum(jnp.where(hit, 1.0 / safe_ranks, 0.0))
-    sums[f"ndcg@{k}"] = jnp.sum(jnp.where(hit, 1.0 / jnp.log2(safe_ranks + 1.0), 0.0))
-  sums["count"] = jnp.sum(valid, dtype=jnp.int32)
+    sums[f'recall@{k}'] = jnp.sum(hit, dtype=jnp.int32)
+    sums[f'mrr@{k}'] = jnp.sum(jnp.where(hit, 1.0 / safe_ranks, 0.0))
+    sums[f'ndcg@{k}'] = jnp.sum(jnp.where(hit, 1.0 / jnp.log2(safe_ranks + 1.0), 0.0))
+  sums['count'] = jnp.sum(valid, dtype=jnp.int32)
   return sums
 
 
@@ -233,13 +233,13 @@ def finalize(sums: dict[str, jax.Array]) -> dict[str, float]:
     Python floats: every metric averaged over the valid rows (NaN if there were
     none), and ``count`` itself.
   """
-  count = float(sums["count"])
+  count = float(sums['count'])
   out = {}
   for name, value in sums.items():
-    if name == "count":
+    if name == 'count':
       continue
-    out[name] = float(value) / count if count > 0 else float("nan")
-  out["count"] = count
+    out[name] = float(value) / count if count > 0 else float('nan')
+  out['count'] = count
   return out
 
 
@@ -247,8 +247,7 @@ def finalize(sums: dict[str, jax.Array]) -> dict[str, float]:
 
 
 @functools.lru_cache(maxsize=32)
-def _session_eval_chunk(graphdef, cutoffs: tuple[int, ...], mode: str, item_chunk: int,
-                        steps: int):
+def _session_eval_chunk(graphdef, cutoffs: tuple[int, ...], mode: str, item_chunk: int, steps: int):
   """Jitted evaluation of `steps` session-parallel steps for one model structure."""
 
   def one_step(carry, batch):
@@ -256,8 +255,14 @@ def _session_eval_chunk(graphdef, cutoffs: tuple[int, ...], mode: str, item_chun
     model = nnx.merge(graphdef, state)
     hidden = tuple(jnp.where(batch['reset'][:, None], 0.0, h) for h in hidden)
     out, hidden = model.encode(batch['inputs'], hidden)  # [B, D]
-    ranks = target_ranks(out, model.item_out[...], model.item_bias[...], batch['targets'],
-                         mode=mode, chunk_size=item_chunk)
+    ranks = target_ranks(
+      out,
+      model.item_out[...],
+      model.item_bias[...],
+      batch['targets'],
+      mode=mode,
+      chunk_size=item_chunk,
+    )
     step_sums = metric_sums(ranks, batch['valid'], cutoffs)
     sums = jax.tree.map(jnp.add, sums, step_sums)
     return (state, hidden, sums), None
@@ -298,11 +303,13 @@ def evaluate_sessions(
   Returns:
     `{'recall@K': .., 'mrr@K': .., 'ndcg@K': .., 'count': n_predictions}`.
   """
-  schedule = build_schedule(np.asarray(events.item), events.session_offsets(), batch_size,
-                            steps_multiple=steps_per_call)
+  schedule = build_schedule(
+    np.asarray(events.item), events.session_offsets(), batch_size, steps_multiple=steps_per_call
+  )
   graphdef, state = nnx.split(model)
-  run = _session_eval_chunk(graphdef, tuple(int(k) for k in cutoffs), mode, int(item_chunk),
-                            int(steps_per_call))
+  run = _session_eval_chunk(
+    graphdef, tuple(int(k) for k in cutoffs), mode, int(item_chunk), int(steps_per_call)
+  )
   arrays = {k: jnp.asarray(v) for k, v in schedule.arrays().items()}
   hidden = model.init_hidden(batch_size)
   sums = zero_sums(tuple(int(k) for k in cutoffs))

@@ -72,13 +72,13 @@ def _layout(
   """
   n_rows, n_cols = scores.shape
   if row_valid.shape != (n_rows,):
-    raise ValueError(f"row_valid must have shape ({n_rows},), got {row_valid.shape}.")
+    raise ValueError(f'row_valid must have shape ({n_rows},), got {row_valid.shape}.')
   row_valid = row_valid.astype(bool)
   if positive_col is None:
     if n_cols < n_rows:
       raise ValueError(
-        f"Session-parallel layout needs at least B={n_rows} columns, got {n_cols}; "
-        "pass positive_col for other layouts."
+        f'Session-parallel layout needs at least B={n_rows} columns, got {n_cols}; '
+        'pass positive_col for other layouts.'
       )
     positive_col = jnp.arange(n_rows)
     if col_valid is None:
@@ -86,7 +86,7 @@ def _layout(
   elif col_valid is None:
     col_valid = jnp.ones((n_cols,), bool)
   if col_valid.shape != (n_cols,):
-    raise ValueError(f"col_valid must have shape ({n_cols},), got {col_valid.shape}.")
+    raise ValueError(f'col_valid must have shape ({n_cols},), got {col_valid.shape}.')
   col_valid = col_valid.astype(bool)
 
   is_pos = jnp.arange(n_cols)[None, :] == positive_col[:, None]  # [B, C]
@@ -165,7 +165,7 @@ def cross_entropy(
   candidate = is_pos | is_neg  # [B, C]
   if logq > 0:
     if col_log_q is None:
-      raise ValueError("cross_entropy with logq > 0 needs col_log_q.")
+      raise ValueError('cross_entropy with logq > 0 needs col_log_q.')
     log_q = jnp.where(candidate, col_log_q[None, :], 0.0)  # [B, C]
     scores = scores - logq * log_q
   log_probs = jax.nn.log_softmax(jnp.where(candidate, scores, -jnp.inf), axis=1)  # [B, C]
@@ -311,11 +311,11 @@ def top1(
 
 
 LOSSES: dict[str, LossFn] = {
-  "cross-entropy": cross_entropy,
-  "bpr-max": bpr_max,
-  "top1-max": top1_max,
-  "bpr": bpr,
-  "top1": top1,
+  'cross-entropy': cross_entropy,
+  'bpr-max': bpr_max,
+  'top1-max': top1_max,
+  'bpr': bpr,
+  'top1': top1,
 }
 
 
@@ -334,4 +334,4 @@ def get_loss(name: str) -> LossFn:
   try:
     return LOSSES[name]
   except KeyError:
-    raise ValueError(f"Unknown loss {name!r}; valid names: {', '.join(sorted(LOSSES))}.") from None
+    raise ValueError(f'Unknown loss {name!r}; valid names: {", ".join(sorted(LOSSES))}.') from None

@@ -19,6 +19,23 @@ _WORKDIR = flags.DEFINE_string('workdir', None, 'Run directory: checkpoints, met
 flags.mark_flags_as_required(['config', 'workdir'])
 
 
+def _parse_flags(argv):
+  """absl's flag parsing, with a `--config.<field>` the config lacks reported in one line.
+
+  ml_collections raises AttributeError/KeyError (not a flags error) for an unknown override, which
+  absl would let through as a traceback.
+  """
+  try:
+    return app.parse_flags_with_usage(argv)
+  except (AttributeError, KeyError) as e:
+    detail = e
+    while isinstance(detail, BaseException) and detail.args:  # AttributeError(KeyError(message))
+      detail = detail.args[0]
+    overrides = ' '.join(a for a in argv[1:] if a.startswith('--config.'))
+    print(f'error: unknown config field in {overrides}: {detail}', file=sys.stderr)
+    sys.exit(2)
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {" ".join(argv[1:])}')
@@ -35,4 +52,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  app.run(main, flags_parser=_parse_flags)

@@ -106,7 +106,7 @@ def gather_rows(table: jax.Array, indices: jax.Array) -> jax.Array:
   Returns:
     `[*S, ...]` rows of `table`.
   """
-  return jnp.take(table, indices, axis=0, mode="clip")
+  return jnp.take(table, indices, axis=0, mode='clip')
 
 
 def row_sparse_update(
@@ -155,15 +155,15 @@ def row_sparse_update(
   """
   num_rows = table.shape[0]
   if indices.ndim != 1:
-    raise ValueError(f"indices must be 1-D, got shape {indices.shape}")
+    raise ValueError(f'indices must be 1-D, got shape {indices.shape}')
   if row_grads.shape != (indices.shape[0], *table.shape[1:]):
     raise ValueError(
-      f"row_grads shape {row_grads.shape} does not match indices {indices.shape} and table "
-      f"rows {table.shape[1:]}"
+      f'row_grads shape {row_grads.shape} does not match indices {indices.shape} and table '
+      f'rows {table.shape[1:]}'
     )
   use_momentum = state.mom.shape[0] != 0
   if not use_momentum and isinstance(momentum, (int, float)) and momentum != 0:
-    raise ValueError("momentum > 0 needs a state from init_row_sparse(..., with_momentum=True)")
+    raise ValueError('momentum > 0 needs a state from init_row_sparse(..., with_momentum=True)')
 
   rows, inverse = coalesce(indices, num_rows)
   return apply_row_sparse(
@@ -222,17 +222,17 @@ def apply_row_sparse(
   grads = jax.ops.segment_sum(
     row_grads.astype(state.acc.dtype), inverse, num_segments=rows.shape[0]
   )  # [R, ...]
-  acc_rows = state.acc.at[rows].get(mode="fill", fill_value=0) + grads * grads  # [R, ...]
+  acc_rows = state.acc.at[rows].get(mode='fill', fill_value=0) + grads * grads  # [R, ...]
   step = learning_rate * grads / jnp.sqrt(acc_rows + eps)  # [R, ...]
-  new_acc = state.acc.at[rows].set(acc_rows, mode="drop")
+  new_acc = state.acc.at[rows].set(acc_rows, mode='drop')
   if use_momentum:
-    mom_rows = momentum * state.mom.at[rows].get(mode="fill", fill_value=0) - step  # [R, ...]
-    new_mom = state.mom.at[rows].set(mom_rows, mode="drop")
+    mom_rows = momentum * state.mom.at[rows].get(mode='fill', fill_value=0) - step  # [R, ...]
+    new_mom = state.mom.at[rows].set(mom_rows, mode='drop')
     delta = mom_rows
   else:
     new_mom = state.mom
     delta = -step
-  new_table = table.at[rows].add(delta.astype(table.dtype), mode="drop")
+  new_table = table.at[rows].add(delta.astype(table.dtype), mode='drop')
   return new_table, RowSparseState(acc=new_acc, mom=new_mom)
 
 

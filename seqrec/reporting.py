@@ -9,7 +9,7 @@ from absl import logging
 
 
 class MetricsWriter:
-  """Appends `{"step": .., "epoch": .., **scalars}` lines to `workdir/metrics.jsonl` and TensorBoard.
+  """Appends `{"step", "epoch", **scalars}` lines to `workdir/metrics.jsonl` and TensorBoard.
 
   TensorBoard event files are written with tensorboardX when it is installed (it is a declared
   dependency); without it the JSON lines are still written and a warning is logged once.

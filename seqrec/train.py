@@ -1,4 +1,4 @@
-"""The training loop: data, model, epochs of compiled chunks, evaluation, checkpoints, early stop."""
+"""The training loop: data, model, compiled epochs, evaluation, checkpoints, early stopping."""
 
 import dataclasses
 import hashlib
@@ -95,8 +95,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   eval_split = 'valid' if data.valid is not None else 'test'
   logging.info(
     'data %s: %d items; train %d events / %d sessions; %s %d events',
-    data.name, data.n_items, train_events.num_events, train_events.num_sessions,
-    eval_split, eval_events.num_events,
+    data.name,
+    data.n_items,
+    train_events.num_events,
+    train_events.num_sessions,
+    eval_split,
+    eval_events.num_events,
   )
   with open(os.path.join(workdir, 'config.json'), 'w') as f:
     f.write(config.to_json(indent=2))
@@ -191,8 +195,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     logging.info(
       'epoch %d: %s', progress.epoch, ' '.join(f'{k}={v:.4g}' for k, v in scalars.items())
     )
-    print(f'epoch {progress.epoch}: ' + ' '.join(f'{k}={v:.4f}' for k, v in scalars.items()
-                                                 if '/' in k or k == 'train_loss'), flush=True)
+    print(
+      f'epoch {progress.epoch}: '
+      + ' '.join(f'{k}={v:.4f}' for k, v in scalars.items() if '/' in k or k == 'train_loss'),
+      flush=True,
+    )
 
     stop = False
     if run_eval and eval_split == 'valid':
@@ -205,8 +212,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
         stop = es.patience > 0 and progress.bad_epochs >= es.patience
     save('latest', state)
     if stop:
-      logging.info('early stopping after epoch %d (best epoch %d)', progress.epoch,
-                   progress.best_epoch)
+      logging.info(
+        'early stopping after epoch %d (best epoch %d)', progress.epoch, progress.best_epoch
+      )
       break
 
   # Final test evaluation with the best parameters (validation runs) or the last ones.
@@ -229,8 +237,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     'train_events_per_sec_median': _median_rate(progress),
     'wall_seconds': time.perf_counter() - t_start,
   }
-  writer.write(int(state.step), {f'test/{k}': v for k, v in test_metrics.items()},
-               epoch=progress.epoch)
+  writer.write(
+    int(state.step), {f'test/{k}': v for k, v in test_metrics.items()}, epoch=progress.epoch
+  )
   with open(os.path.join(workdir, 'final_metrics.json'), 'w') as f:
     json.dump(result, f, indent=2)
   writer.close()
@@ -240,6 +249,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
 
 def _median_rate(progress: Progress) -> float:
   """Median training events/s over epochs 2.. (epoch 1 includes compilation)."""
-  rates = [e / s for e, s in zip(progress.epoch_events, progress.epoch_seconds)]
+  rates = [e / s for e, s in zip(progress.epoch_events, progress.epoch_seconds, strict=True)]
   rates = rates[1:] if len(rates) > 1 else rates
   return float(np.median(rates)) if rates else float('nan')

@@ -64,7 +64,9 @@ def step_config(config) -> StepConfig:
   )
 
 
-def init_train_state(model: GRU4Rec, batch_size: int, momentum: float, rng: jax.Array) -> TrainState:
+def init_train_state(
+  model: GRU4Rec, batch_size: int, momentum: float, rng: jax.Array
+) -> TrainState:
   _, tables, dense = nnx.split(model, ItemTable, nnx.Param)
   dense_tx = optim.dense_adagrad_momentum(1.0, momentum)  # lr applied in the step (static)
   table_opt = {
@@ -132,7 +134,12 @@ def make_update_fn(graphdef: nnx.GraphDef, cfg: StepConfig, item_counts: jax.Arr
     return cols, col_valid, positive, log_q
 
   def update(state: TrainState, batch: dict[str, jax.Array]) -> tuple[TrainState, jax.Array]:
-    inputs, targets, valid, reset = batch['inputs'], batch['targets'], batch['valid'], batch['reset']
+    inputs, targets, valid, reset = (
+      batch['inputs'],
+      batch['targets'],
+      batch['valid'],
+      batch['reset'],
+    )
     batch_size = inputs.shape[0]
     hidden = tuple(jnp.where(reset[:, None], 0.0, h) for h in state.hidden)
     key = jax.random.fold_in(state.rng, state.step)

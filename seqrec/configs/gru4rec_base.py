@@ -5,9 +5,21 @@ from ml_collections import config_dict
 
 # The official GRU4Rec parameter names; a paramfile of the official code sets exactly these.
 OFFICIAL_PARAMS = (
-  'loss', 'constrained_embedding', 'embedding', 'elu_param', 'layers', 'batch_size',
-  'dropout_p_embed', 'dropout_p_hidden', 'learning_rate', 'momentum', 'n_sample', 'sample_alpha',
-  'bpreg', 'logq', 'n_epochs',
+  'loss',
+  'constrained_embedding',
+  'embedding',
+  'elu_param',
+  'layers',
+  'batch_size',
+  'dropout_p_embed',
+  'dropout_p_hidden',
+  'learning_rate',
+  'momentum',
+  'n_sample',
+  'sample_alpha',
+  'bpreg',
+  'logq',
+  'n_epochs',
 )
 
 
@@ -85,7 +97,9 @@ def apply_official(config: ml_collections.ConfigDict, params: dict) -> ml_collec
   """
   for key, value in params.items():
     if key not in OFFICIAL_PARAMS:
-      raise KeyError(f'{key!r} is not an official GRU4Rec parameter; expected one of '
-                     f'{", ".join(OFFICIAL_PARAMS)}')
+      raise KeyError(
+        f'{key!r} is not an official GRU4Rec parameter; expected one of '
+        f'{", ".join(OFFICIAL_PARAMS)}'
+      )
     config[key] = tuple(value) if isinstance(value, list) else value
   return config

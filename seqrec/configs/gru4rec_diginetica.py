@@ -15,9 +15,21 @@ from seqrec.configs import gru4rec_base
 
 # paramfiles/diginetica_bprmax_shared_best.py of the official code.
 DIGINETICA_BPRMAX_SHARED_BEST = dict(
-  loss='bpr-max', constrained_embedding=True, embedding=0, elu_param=1, layers=[512],
-  n_epochs=10, batch_size=128, dropout_p_embed=0.5, dropout_p_hidden=0.3, learning_rate=0.05,
-  momentum=0.15, n_sample=2048, sample_alpha=0.3, bpreg=0.9, logq=0.0,
+  loss='bpr-max',
+  constrained_embedding=True,
+  embedding=0,
+  elu_param=1,
+  layers=[512],
+  n_epochs=10,
+  batch_size=128,
+  dropout_p_embed=0.5,
+  dropout_p_hidden=0.3,
+  learning_rate=0.05,
+  momentum=0.15,
+  n_sample=2048,
+  sample_alpha=0.3,
+  bpreg=0.9,
+  logq=0.0,
 )
 
 
@@ -25,7 +37,10 @@ def get_config():
   config = gru4rec_base.get_config()
   gru4rec_base.apply_official(config, DIGINETICA_BPRMAX_SHARED_BEST)
   config.data = gru4rec_base.data_config(
-    format='diginetica', name='diginetica', train_path='train-item-views.csv', test_days=7.0,
+    format='diginetica',
+    name='diginetica',
+    train_path='train-item-views.csv',
+    test_days=7.0,
     cache_dir='.cache/seqrec',
   )
   config.steps_per_call = 512

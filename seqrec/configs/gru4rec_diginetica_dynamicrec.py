@@ -16,9 +16,11 @@ def get_config():
   gru4rec_base.apply_official(config, DIGINETICA_BPRMAX_SHARED_BEST)
   config.n_epochs = 5
   config.data = gru4rec_base.data_config(
-    format='session_lines', name='diginetica_dynamicrec',
+    format='session_lines',
+    name='diginetica_dynamicrec',
     train_path='../shared/datasets/diginetica_dynamicrec_sessions/diginetica.csv',
-    test_fraction=0.1, preprocess=False,
+    test_fraction=0.1,
+    preprocess=False,
   )
   config.steps_per_call = 512
   return config

@@ -16,7 +16,10 @@ def get_config():
   config = gru4rec_base.get_config()
   gru4rec_base.apply_official(config, RSC15_XE_SHARED_100_BEST)
   config.data = gru4rec_base.data_config(
-    format='yoochoose', name='rsc15', train_path='yoochoose-clicks.dat', test_days=1.0,
+    format='yoochoose',
+    name='rsc15',
+    train_path='yoochoose-clicks.dat',
+    test_days=1.0,
     cache_dir='.cache/seqrec',
   )
   config.steps_per_call = 1024

@@ -16,9 +16,21 @@ DATA_DIR = '../shared/datasets/yoochoose_rsc15_100k'
 
 # paramfiles/rsc15_xe_shared_100_best.py of the official code.
 RSC15_XE_SHARED_100_BEST = dict(
-  loss='cross-entropy', constrained_embedding=True, embedding=0, elu_param=0, layers=[100],
-  n_epochs=10, batch_size=32, dropout_p_embed=0.0, dropout_p_hidden=0.4, learning_rate=0.2,
-  momentum=0.2, n_sample=2048, sample_alpha=0.5, bpreg=0.0, logq=1.0,
+  loss='cross-entropy',
+  constrained_embedding=True,
+  embedding=0,
+  elu_param=0,
+  layers=[100],
+  n_epochs=10,
+  batch_size=32,
+  dropout_p_embed=0.0,
+  dropout_p_hidden=0.4,
+  learning_rate=0.2,
+  momentum=0.2,
+  n_sample=2048,
+  sample_alpha=0.5,
+  bpreg=0.0,
+  logq=1.0,
 )
 
 
@@ -26,7 +38,8 @@ def get_config():
   config = gru4rec_base.get_config()
   gru4rec_base.apply_official(config, RSC15_XE_SHARED_100_BEST)
   config.data = gru4rec_base.data_config(
-    format='gru4rec_tsv', name='yoochoose_rsc15_100k',
+    format='gru4rec_tsv',
+    name='yoochoose_rsc15_100k',
     train_path=f'{DATA_DIR}/yoochoose-clicks-100k_train_full.txt',
     test_path=f'{DATA_DIR}/yoochoose-clicks-100k_test.txt',
   )

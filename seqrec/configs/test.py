@@ -1,6 +1,6 @@
 """Tiny CPU config for tests and smoke runs (seconds): a small synthetic set, one short epoch.
 
-    python -m seqrec.main --config=seqrec/configs/test.py --workdir=/tmp/seqrec_smoke
+python -m seqrec.main --config=seqrec/configs/test.py --workdir=/tmp/seqrec_smoke
 """
 
 from seqrec.configs import gru4rec_base

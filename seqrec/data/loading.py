@@ -242,9 +242,7 @@ def build_session_data(options: DataOptions) -> SessionData:
     _check_not_empty(data, 'input', options)
 
   if given_test is None:
-    train, test = _split_off(
-      data, options.test_days, options.test_fraction, options.timed, 'test'
-    )
+    train, test = _split_off(data, options.test_days, options.test_fraction, options.timed, 'test')
   else:
     train, test = data, given_test
   _check_not_empty(train, 'train', options)

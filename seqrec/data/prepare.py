@@ -28,7 +28,9 @@ def define_flags() -> None:
   flags.DEFINE_string('train_tr_path', '', 'Train-minus-validation file (with valid_path).')
   flags.DEFINE_string('name', '', 'Dataset name (default: the input file stem).')
   flags.DEFINE_enum(
-    'preprocess', 'auto', ['auto', 'true', 'false'],
+    'preprocess',
+    'auto',
+    ['auto', 'true', 'false'],
     'Session-length/item-support filters; auto = on for raw formats, off for gru4rec_tsv.',
   )
   flags.DEFINE_float('test_days', defaults.test_days, 'Days held out for test.')
@@ -52,9 +54,7 @@ def format_stats(data: SessionData) -> str:
   rows = [f'{data.name}: {data.n_items:,} items in the vocabulary']
   rows.append(f'{"split":<10}{"events":>12}{"sessions":>12}{"items":>10}')
   for split, stats in data.stats().items():
-    rows.append(
-      f'{split:<10}{stats["events"]:>12,}{stats["sessions"]:>12,}{stats["items"]:>10,}'
-    )
+    rows.append(f'{split:<10}{stats["events"]:>12,}{stats["sessions"]:>12,}{stats["items"]:>10,}')
   return '\n'.join(rows)
 
 

@@ -50,7 +50,12 @@ class Schedule:
     return self.inputs.shape[0] // steps_per_chunk
 
   def arrays(self) -> dict[str, np.ndarray]:
-    return {'inputs': self.inputs, 'targets': self.targets, 'valid': self.valid, 'reset': self.reset}
+    return {
+      'inputs': self.inputs,
+      'targets': self.targets,
+      'valid': self.valid,
+      'reset': self.reset,
+    }
 
 
 def assign_slots(lengths: np.ndarray, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -82,11 +87,11 @@ def assign_slots(lengths: np.ndarray, batch_size: int) -> tuple[np.ndarray, np.n
 
 
 def build_schedule(
-    items: np.ndarray,
-    offsets: np.ndarray,
-    batch_size: int,
-    order: np.ndarray | None = None,
-    steps_multiple: int = 1,
+  items: np.ndarray,
+  offsets: np.ndarray,
+  batch_size: int,
+  order: np.ndarray | None = None,
+  steps_multiple: int = 1,
 ) -> Schedule:
   """Lays out one session-parallel epoch.
 

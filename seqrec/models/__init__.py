@@ -23,5 +23,7 @@ MODELS = {'gru4rec': build_gru4rec}
 def build_model(config, n_items: int, seed: int):
   """Builds `config.model` for a catalogue of `n_items` items with parameters drawn from `seed`."""
   if config.model not in MODELS:
-    raise ValueError(f'--config.model={config.model!r} is not a model; choose from {sorted(MODELS)}')
+    raise ValueError(
+      f'--config.model={config.model!r} is not a model; choose from {sorted(MODELS)}'
+    )
   return MODELS[config.model](config, n_items, nnx.Rngs(params=seed))

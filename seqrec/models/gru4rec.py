@@ -73,15 +73,15 @@ class GRU4Rec(nnx.Module):
   """
 
   def __init__(
-      self,
-      n_items: int,
-      layers: tuple[int, ...] = (100,),
-      embedding: int = 0,
-      constrained_embedding: bool = True,
-      dropout_p_embed: float = 0.0,
-      dropout_p_hidden: float = 0.0,
-      *,
-      rngs: nnx.Rngs,
+    self,
+    n_items: int,
+    layers: tuple[int, ...] = (100,),
+    embedding: int = 0,
+    constrained_embedding: bool = True,
+    dropout_p_embed: float = 0.0,
+    dropout_p_hidden: float = 0.0,
+    *,
+    rngs: nnx.Rngs,
   ):
     if not layers:
       raise ValueError('GRU4Rec needs at least one layer, got layers=()')
@@ -136,7 +136,7 @@ class GRU4Rec(nnx.Module):
   # -- Forward --------------------------------------------------------------------------------
 
   def step(
-      self, in_rows: jax.Array, hidden: Hidden, key: jax.Array | None = None
+    self, in_rows: jax.Array, hidden: Hidden, key: jax.Array | None = None
   ) -> tuple[jax.Array, Hidden]:
     """One event for every slot.
 
