@@ -49,6 +49,20 @@ def main(argv):
     print(f'error: {e}', file=sys.stderr)
     sys.exit(2)
   print(json.dumps(result, indent=2))
+  print(summary(result))
+
+
+def summary(result: dict) -> str:
+  """A short human-readable comparison of the model and the popularity baseline on test."""
+  model, pop = result['test'], result['popularity_test']
+  names = sorted(
+    (k for k in model if k != 'count'), key=lambda k: (k.split('@')[0], int(k.split('@')[1]))
+  )
+  width = max(len(k) for k in names)
+  lines = [f'{"test metric":<{width}}  {"model":>8}  {"POP":>8}']
+  lines += [f'{k:<{width}}  {model[k]:8.4f}  {pop.get(k, float("nan")):8.4f}' for k in names]
+  lines.append(f'({int(model["count"])} test predictions, full-catalogue ranking)')
+  return '\n'.join(lines)
 
 
 if __name__ == '__main__':
