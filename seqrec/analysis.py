@@ -55,7 +55,7 @@ class Run:
   def score_session(self, items) -> np.ndarray:
     """[N] scores of every item as the next one after the prefix `items` (dense id order)."""
     out = self.encode_session(items)
-    return np.asarray(self.model.score_all(out[None, :])[0])
+    return np.array(self.model.score_all(out[None, :])[0])  # a writable copy
 
   def top_k(self, items, k: int = 20, exclude_seen: bool = False) -> list[tuple]:
     """The k best next items after the prefix as `(raw_id, score)`, best first."""

@@ -102,10 +102,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     eval_split,
     eval_events.num_events,
   )
-  with open(os.path.join(workdir, 'config.json'), 'w') as f:
-    f.write(config.to_json(indent=2))
-  data.vocab.save(os.path.join(workdir, 'item_vocab.npz'))
-
   model = build_model(config, data.n_items, seed=int(config.seed))
   graphdef, _, _ = nnx.split(model, ItemTable, nnx.Param)
   batch_size = int(config.batch_size)
@@ -141,6 +137,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     state, meta = ckpts.restore('latest', state)
     progress = Progress(**meta['progress'])
     logging.info('resumed from %s at epoch %d chunk %d', workdir, progress.epoch, progress.chunk)
+  # Written only once the workdir is known to be this run's, so a refused run leaves it intact.
+  with open(os.path.join(workdir, 'config.json'), 'w') as f:
+    f.write(config.to_json(indent=2))
+  data.vocab.save(os.path.join(workdir, 'item_vocab.npz'))
 
   def save(kind: str, tree) -> None:
     meta = {'fingerprint': fp, 'progress': dataclasses.asdict(progress)}

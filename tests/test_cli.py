@@ -1,0 +1,58 @@
+"""The `python -m seqrec.main` command line: a smoke run and clean one-line errors."""
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def run_main(*args: str) -> subprocess.CompletedProcess:
+  """Runs the entry point from the repository root, on CPU, as a user would."""
+  return subprocess.run(
+    [sys.executable, '-m', 'seqrec.main', '--config=seqrec/configs/test.py', *args],
+    cwd=REPO_ROOT,
+    env={**os.environ, 'JAX_PLATFORMS': 'cpu'},
+    capture_output=True,
+    text=True,
+    timeout=300,
+  )
+
+
+def test_smoke_run_prints_final_metrics(tmp_path):
+  workdir = tmp_path / 'smoke'
+  proc = run_main(
+    f'--workdir={workdir}', '--config.n_epochs=1', '--config.data.synthetic_sessions=300'
+  )
+  assert proc.returncode == 0, proc.stderr
+  assert 'Traceback' not in proc.stderr
+  assert 'epoch 1:' in proc.stdout
+  start = proc.stdout.index('\n{') + 1
+  printed, _ = json.JSONDecoder().raw_decode(proc.stdout[start:])
+  assert printed == json.loads((workdir / 'final_metrics.json').read_text())
+  assert printed['epochs'] == 1
+  assert 0.0 < printed['test']['recall@20'] <= 1.0
+  config = json.loads((workdir / 'config.json').read_text())
+  assert config['n_epochs'] == 1 and config['data']['synthetic_sessions'] == 300
+
+
+def test_unknown_config_field_fails_cleanly(tmp_path):
+  workdir = tmp_path / 'never'
+  proc = run_main(f'--workdir={workdir}', '--config.not_a_field=1')
+  assert proc.returncode != 0
+  assert 'not_a_field' in proc.stderr
+  assert 'Traceback' not in proc.stderr
+  assert not workdir.exists()  # rejected before anything runs
+
+
+def test_missing_data_file_fails_with_exit_code_2(tmp_path):
+  proc = run_main(
+    f'--workdir={tmp_path / "run"}',
+    '--config.data.format=gru4rec_tsv',
+    '--config.data.train_path=/nonexistent.tsv',
+  )
+  assert proc.returncode == 2
+  assert '/nonexistent.tsv' in proc.stderr
+  assert 'Traceback' not in proc.stderr

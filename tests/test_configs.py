@@ -1,0 +1,125 @@
+"""Every config file loads the way `seqrec.main` loads it, validates, and documents its launch."""
+
+import ast
+import dataclasses
+import pathlib
+import re
+
+import pytest
+from absl import flags
+from ml_collections import config_flags
+
+from seqrec import evaluation, losses, train_step
+from seqrec.configs import gru4rec_base
+from seqrec.data import FORMATS, DataOptions
+from seqrec.models import MODELS, build_model
+
+CONFIG_DIR = pathlib.Path(gru4rec_base.__file__).parent
+CONFIG_FILES = sorted(p for p in CONFIG_DIR.glob('*.py') if p.name != '__init__.py')
+METRICS = ('recall', 'mrr', 'ndcg')
+
+# ml_collections loads config files with the deprecated importlib `load_module`.
+pytestmark = pytest.mark.filterwarnings('ignore:the load_module:DeprecationWarning')
+
+
+def load_config(path: pathlib.Path, *overrides: str):
+  """Loads `path` with `config_flags.DEFINE_config_file`, locked, as the command line does."""
+  argv = ['seqrec.main', f'--config={path}', *overrides]
+  flag_values = flags.FlagValues()
+  config_flags.DEFINE_config_file(
+    'config', flag_values=flag_values, lock_config=True, sys_argv=argv
+  )
+  flag_values(argv)
+  return flag_values.config
+
+
+def has_field(config, dotted: str) -> bool:
+  node = config
+  for name in dotted.split('.'):
+    if name not in node:
+      return False
+    node = node[name]
+  return True
+
+
+def test_every_config_file_is_found():
+  names = {p.name for p in CONFIG_FILES}
+  assert {'default.py', 'test.py', 'gru4rec_base.py', 'gru4rec_rsc15_100k.py'} <= names
+
+
+@pytest.mark.parametrize('path', CONFIG_FILES, ids=lambda p: p.stem)
+def test_config_loads_and_validates(path):
+  config = load_config(path)
+  assert config.is_locked
+  assert config.model in MODELS
+  assert config.loss in losses.LOSSES
+  assert config.eval.tie_mode in evaluation.MODES
+  assert config.data.format in FORMATS
+
+  # Every data field is one the loader reads (others would be silently ignored), and valid.
+  known = {f.name for f in dataclasses.fields(DataOptions)}
+  assert set(config.data.keys()) <= known, set(config.data.keys()) - known
+  DataOptions.from_config(config.data)
+
+  assert isinstance(config.layers, tuple) and config.layers
+  assert all(isinstance(u, int) and u > 0 for u in config.layers)
+  for name in ('batch_size', 'n_epochs', 'steps_per_call', 'scan_unroll'):
+    assert isinstance(config[name], int) and config[name] > 0, name
+  assert config.n_sample >= -1
+  assert 0.0 <= config.dropout_p_embed < 1.0 and 0.0 <= config.dropout_p_hidden < 1.0
+  assert config.learning_rate > 0 and 0.0 <= config.momentum < 1.0
+  assert config.checkpoint_every_secs >= 0
+  for name in ('batch_size', 'item_chunk', 'steps_per_call'):
+    assert isinstance(config.eval[name], int) and config.eval[name] > 0, name
+  cutoffs = tuple(config.eval.cutoffs)
+  assert cutoffs and all(isinstance(k, int) and k > 0 for k in cutoffs)
+
+  # Early stopping reads `valid/<metric>` from the evaluation's keys: it must be one of them.
+  metric, _, k = config.early_stopping.metric.partition('@')
+  assert metric in METRICS and k.isdigit() and int(k) in cutoffs
+  assert config.early_stopping.patience >= 0
+
+  # Everything the training step and the model read is present and well-typed.
+  train_step.step_config(config)
+  build_model(config, n_items=7, seed=0)
+
+
+@pytest.mark.parametrize('path', CONFIG_FILES, ids=lambda p: p.stem)
+def test_config_accepts_command_line_overrides(path):
+  config = load_config(path, '--config.n_epochs=1', '--config.data.seed=3', '--config.layers=(8,)')
+  assert (config.n_epochs, config.data.seed, config.layers) == (1, 3, (8,))
+
+
+# gru4rec_base.py is the shared library module behind the recipes, not a recipe of its own.
+RECIPES = [p for p in CONFIG_FILES if p.name != 'gru4rec_base.py']
+
+
+@pytest.mark.parametrize('path', RECIPES, ids=lambda p: p.stem)
+def test_docstring_holds_the_launch_command(path):
+  doc = ast.get_docstring(ast.parse(path.read_text()))
+  assert doc and doc.splitlines()[0].strip()
+  assert 'python -m seqrec.main' in doc
+  assert f'--config=seqrec/configs/{path.name}' in doc
+  assert '--workdir=' in doc
+  # Fields the docstring tells users to override must exist.
+  config = load_config(path)
+  for dotted in re.findall(r'--config\.([\w.]+)=', doc):
+    assert has_field(config, dotted), f'{path.name} documents --config.{dotted}, not a field'
+
+
+def test_official_params_are_config_fields():
+  config = gru4rec_base.get_config()
+  assert all(name in config for name in gru4rec_base.OFFICIAL_PARAMS)
+
+
+def test_apply_official_copies_params_and_turns_lists_into_tuples():
+  config = gru4rec_base.apply_official(
+    gru4rec_base.get_config(), {'layers': [32, 16], 'loss': 'bpr-max', 'n_epochs': 3}
+  )
+  assert (config.layers, config.loss, config.n_epochs) == ((32, 16), 'bpr-max', 3)
+
+
+def test_apply_official_rejects_unknown_keys():
+  config = gru4rec_base.get_config()
+  with pytest.raises(KeyError, match='hidden_size'):
+    gru4rec_base.apply_official(config, {'layers': [8], 'hidden_size': 100})
