@@ -79,6 +79,53 @@ def _evaluate(model, events, config) -> dict[str, float]:
   )
 
 
+class ConfigError(ValueError):
+  """A config value that cannot work; the message names the `--config.` flag."""
+
+
+def validate_config(config: ml_collections.ConfigDict) -> None:
+  """Rejects bad values before any data is read or anything is compiled.
+
+  Raises:
+    ConfigError: naming the offending `--config.` field and what is expected.
+  """
+
+  def check(ok: bool, field: str, expected: str) -> None:
+    if not ok:
+      value = config
+      for part in field.split('.'):
+        value = value[part]
+      raise ConfigError(f'--config.{field}={value!r}: expected {expected}')
+
+  from seqrec import losses  # noqa: PLC0415 (only needed here)
+  from seqrec.models import MODELS  # noqa: PLC0415
+
+  check(config.model in MODELS, 'model', f'one of {sorted(MODELS)}')
+  check(config.loss in losses.LOSSES, 'loss', f'one of {sorted(losses.LOSSES)}')
+  check(
+    len(config.layers) > 0 and all(int(u) > 0 for u in config.layers),
+    'layers',
+    'a non-empty tuple of positive sizes, e.g. "(100,)"',
+  )
+  check(int(config.batch_size) > 0, 'batch_size', 'a positive integer')
+  check(int(config.n_epochs) >= 0, 'n_epochs', 'a non-negative integer')
+  check(int(config.n_sample) >= -1, 'n_sample', '-1 (full softmax), 0 (in-batch) or a count')
+  for name in ('dropout_p_embed', 'dropout_p_hidden'):
+    check(0.0 <= float(config[name]) < 1.0, name, 'a probability in [0, 1)')
+  check(float(config.learning_rate) > 0, 'learning_rate', 'a positive number')
+  check(0.0 <= float(config.momentum) < 1.0, 'momentum', 'a number in [0, 1)')
+  check(int(config.steps_per_call) > 0, 'steps_per_call', 'a positive integer')
+  check(int(config.scan_unroll) > 0, 'scan_unroll', 'a positive integer')
+  check(config.eval.tie_mode in evaluation.MODES, 'eval.tie_mode', f'one of {evaluation.MODES}')
+  check(
+    len(config.eval.cutoffs) > 0 and all(int(k) > 0 for k in config.eval.cutoffs),
+    'eval.cutoffs',
+    'a non-empty tuple of positive K, e.g. "(5,10,20)"',
+  )
+  names = {f'{m}@{k}' for m in ('recall', 'mrr', 'ndcg') for k in config.eval.cutoffs}
+  check(config.early_stopping.metric in names, 'early_stopping.metric', f'one of {sorted(names)}')
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """Trains `config.model` on `config.data`, evaluates it, and writes everything to `workdir`.
 
@@ -87,6 +134,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   Returns:
     The final metrics (also written to `workdir/final_metrics.json`).
   """
+  validate_config(config)
   os.makedirs(workdir, exist_ok=True)
   t_start = time.perf_counter()
   data = load_session_data(config.data)

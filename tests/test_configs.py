@@ -123,3 +123,30 @@ def test_apply_official_rejects_unknown_keys():
   config = gru4rec_base.get_config()
   with pytest.raises(KeyError, match='hidden_size'):
     gru4rec_base.apply_official(config, {'layers': [8], 'hidden_size': 100})
+
+
+@pytest.mark.parametrize(
+  'field, value, message',
+  [
+    ('loss', 'xe', 'cross-entropy'),
+    ('layers', (), 'non-empty'),
+    ('batch_size', 0, 'positive'),
+    ('dropout_p_hidden', 1.0, 'probability'),
+    ('n_sample', -2, 'full softmax'),
+    ('eval.tie_mode', 'random', 'conservative'),
+    ('early_stopping.metric', 'recall@10', 'recall@20'),
+  ],
+)
+def test_validate_config_names_the_flag(field, value, message):
+  from seqrec.configs import test as test_config
+  from seqrec.train import ConfigError, validate_config
+
+  config = test_config.get_config()
+  node, key = config, field
+  if '.' in field:
+    group, key = field.split('.')
+    node = config[group]
+  node[key] = value
+  with pytest.raises(ConfigError, match=f'--config.{field}=.*{message}'):
+    validate_config(config)
+  validate_config(test_config.get_config())  # the unmodified config is fine

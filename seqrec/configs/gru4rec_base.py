@@ -95,11 +95,11 @@ def apply_official(config: ml_collections.ConfigDict, params: dict) -> ml_collec
   Raises:
     KeyError: on a parameter the official code does not have.
   """
+  unknown = [key for key in params if key not in OFFICIAL_PARAMS]
+  if unknown:
+    raise KeyError(
+      f'{unknown} are not official GRU4Rec parameters; expected some of {", ".join(OFFICIAL_PARAMS)}'
+    )
   for key, value in params.items():
-    if key not in OFFICIAL_PARAMS:
-      raise KeyError(
-        f'{key!r} is not an official GRU4Rec parameter; expected one of '
-        f'{", ".join(OFFICIAL_PARAMS)}'
-      )
     config[key] = tuple(value) if isinstance(value, list) else value
   return config
