@@ -141,6 +141,10 @@ def make_update_fn(graphdef: nnx.GraphDef, cfg: StepConfig, item_counts: jax.Arr
       batch['reset'],
     )
     batch_size = inputs.shape[0]
+    # A step the official code would not take changes nothing: no valid slot (the padded tail of
+    # an epoch), or, with in-batch negatives only, fewer than 2 slots (where it ends the epoch).
+    active = valid.sum() >= (2 if cfg.n_sample == 0 else 1)
+    valid = valid & active
     hidden = tuple(jnp.where(reset[:, None], 0.0, h) for h in state.hidden)
     key = jax.random.fold_in(state.rng, state.step)
     key_neg, key_drop = jax.random.split(key)
@@ -163,11 +167,17 @@ def make_update_fn(graphdef: nnx.GraphDef, cfg: StepConfig, item_counts: jax.Arr
     )
     dense_updates, dense_opt = dense_tx.update(g_dense, state.dense_opt, state.dense)
     dense = optax.apply_updates(state.dense, dense_updates)
+    # Momentum would move the dense weights even on a zero gradient; keep them (small arrays).
+    dense, dense_opt = jax.tree.map(
+      lambda new, old: jnp.where(active, new, old),
+      (dense, dense_opt),
+      (state.dense, state.dense_opt),
+    )
 
     # Row-sparse updates of the item tables, padding slots mapped to the dropped sentinel N. The
     # output table and its bias share one coalescing of the looked-up ids (one sort per step).
     in_idx = jnp.where(valid, inputs, n_items)  # [B]
-    out_idx = jnp.where(col_valid, cols, n_items)  # [K]
+    out_idx = jnp.where(col_valid & active, cols, n_items)  # [K] (negatives too, when inactive)
     tables = dict(state.tables.items())
     table_opt = dict(state.table_opt)
     hyper = dict(learning_rate=cfg.learning_rate, momentum=cfg.momentum)

@@ -18,9 +18,9 @@ def brute_force_ranks(scores, targets, mode):
     t = row[target]
     greater = int(np.sum(row > t))
     equal = int(np.sum(row == t))  # includes the target itself
-    if mode == "conservative":
+    if mode == 'conservative':
       ranks.append(greater + equal)
-    elif mode == "optimistic":
+    elif mode == 'optimistic':
       ranks.append(1 + greater)
     else:
       ranks.append(1 + greater + 0.5 * (equal - 1))
@@ -46,9 +46,9 @@ def _scores_np(query, item_emb, item_bias):
   return scores
 
 
-@pytest.mark.parametrize("mode", evaluation.MODES)
-@pytest.mark.parametrize("chunk_size", [1, 5, 8, 36, 37, 64, 1000])
-@pytest.mark.parametrize("with_bias", [True, False])
+@pytest.mark.parametrize('mode', evaluation.MODES)
+@pytest.mark.parametrize('chunk_size', [1, 5, 8, 36, 37, 64, 1000])
+@pytest.mark.parametrize('with_bias', [True, False])
 def test_target_ranks_match_brute_force_with_ties(mode, chunk_size, with_bias):
   query, item_emb, item_bias, targets = _tied_problem(0, with_bias=with_bias)
   want = brute_force_ranks(_scores_np(query, item_emb, item_bias), targets, mode)
@@ -67,12 +67,12 @@ def test_target_ranks_match_brute_force_with_ties(mode, chunk_size, with_bias):
 def test_planted_ties_are_really_there():
   query, item_emb, item_bias, targets = _tied_problem(0)
   scores = _scores_np(query, item_emb, item_bias)
-  conservative = brute_force_ranks(scores, targets, "conservative")
-  optimistic = brute_force_ranks(scores, targets, "optimistic")
+  conservative = brute_force_ranks(scores, targets, 'conservative')
+  optimistic = brute_force_ranks(scores, targets, 'optimistic')
   assert np.all(conservative - optimistic >= 1)  # every target ties with another item
 
 
-@pytest.mark.parametrize("mode", evaluation.MODES)
+@pytest.mark.parametrize('mode', evaluation.MODES)
 def test_ranks_from_scores_match_brute_force(mode):
   query, item_emb, item_bias, targets = _tied_problem(1, batch=12, n_items=50)
   scores = _scores_np(query, item_emb, item_bias)
@@ -80,7 +80,7 @@ def test_ranks_from_scores_match_brute_force(mode):
   np.testing.assert_array_equal(np.asarray(got), brute_force_ranks(scores, targets, mode))
 
 
-@pytest.mark.parametrize("chunk_size", [7, 64, 500])
+@pytest.mark.parametrize('chunk_size', [7, 64, 500])
 def test_float_scores_target_is_counted_exactly_once(chunk_size):
   # Without real ties, conservative == optimistic only if the target's own score is
   # found bit-identically among the chunked scores.
@@ -92,8 +92,8 @@ def test_float_scores_target_is_counted_exactly_once(chunk_size):
   run = functools.partial(
     evaluation.target_ranks, query, item_emb, item_bias, targets, chunk_size=chunk_size
   )
-  conservative = np.asarray(run(mode="conservative"))
-  optimistic = np.asarray(run(mode="optimistic"))
+  conservative = np.asarray(run(mode='conservative'))
+  optimistic = np.asarray(run(mode='optimistic'))
   np.testing.assert_array_equal(conservative, optimistic)
   assert np.all(conservative >= 1) and np.all(conservative <= 301)
 
@@ -123,8 +123,8 @@ def test_catalogue_scores_never_materialised():
     jnp.zeros((batch,), jnp.int32),
   )
   hlo = evaluation.target_ranks.lower(*args, chunk_size=chunk).as_text()
-  assert f"{batch}x{chunk}x" in hlo
-  assert f"{batch}x{n_items}x" not in hlo
+  assert f'{batch}x{chunk}x' in hlo
+  assert f'{batch}x{n_items}x' not in hlo
 
 
 def brute_force_metrics(ranks, valid, cutoffs):
@@ -132,10 +132,10 @@ def brute_force_metrics(ranks, valid, cutoffs):
   ranks = np.asarray(ranks, np.float64)[valid]
   for k in cutoffs:
     hit = ranks <= k
-    out[f"recall@{k}"] = hit.mean()
-    out[f"mrr@{k}"] = np.mean(np.where(hit, 1.0 / ranks, 0.0))
-    out[f"ndcg@{k}"] = np.mean(np.where(hit, 1.0 / np.log2(ranks + 1.0), 0.0))
-  out["count"] = float(len(ranks))
+    out[f'recall@{k}'] = hit.mean()
+    out[f'mrr@{k}'] = np.mean(np.where(hit, 1.0 / ranks, 0.0))
+    out[f'ndcg@{k}'] = np.mean(np.where(hit, 1.0 / np.log2(ranks + 1.0), 0.0))
+  out['count'] = float(len(ranks))
   return out
 
 
@@ -157,11 +157,11 @@ def test_hand_made_recall_and_mrr_at_20():
   ranks = jnp.array([1.0, 3.0, 25.0, 20.0, 21.0, 2.0])
   valid = jnp.array([True, True, True, True, True, False])
   got = evaluation.finalize(evaluation.metric_sums(ranks, valid, (20,)))
-  assert set(got) == {"recall@20", "mrr@20", "ndcg@20", "count"}
-  assert got["count"] == 5.0
-  np.testing.assert_allclose(got["recall@20"], 3 / 5)
-  np.testing.assert_allclose(got["mrr@20"], (1 + 1 / 3 + 1 / 20) / 5, rtol=1e-6)
-  np.testing.assert_allclose(got["ndcg@20"], (1 + 1 / 2 + 1 / np.log2(21)) / 5, rtol=1e-6)
+  assert set(got) == {'recall@20', 'mrr@20', 'ndcg@20', 'count'}
+  assert got['count'] == 5.0
+  np.testing.assert_allclose(got['recall@20'], 3 / 5)
+  np.testing.assert_allclose(got['mrr@20'], (1 + 1 / 3 + 1 / 20) / 5, rtol=1e-6)
+  np.testing.assert_allclose(got['ndcg@20'], (1 + 1 / 2 + 1 / np.log2(21)) / 5, rtol=1e-6)
 
 
 def test_sums_accumulate_over_batches():
@@ -184,14 +184,14 @@ def test_sums_accumulate_over_batches():
 
 def test_finalize_without_rows_is_nan():
   got = evaluation.finalize(evaluation.zero_sums((20,)))
-  assert got["count"] == 0.0 and np.isnan(got["recall@20"])
+  assert got['count'] == 0.0 and np.isnan(got['recall@20'])
 
 
 def test_everything_under_one_jit():
   query, item_emb, item_bias, targets = _tied_problem(5, batch=6, n_items=23)
   valid = np.array([True, True, False, True, True, True])
 
-  @functools.partial(jax.jit, static_argnames=("mode", "chunk_size", "cutoffs"))
+  @functools.partial(jax.jit, static_argnames=('mode', 'chunk_size', 'cutoffs'))
   def evaluate(query, item_emb, item_bias, targets, valid, mode, chunk_size, cutoffs):
     ranks = evaluation.target_ranks(query, item_emb, item_bias, targets, mode, chunk_size)
     return evaluation.metric_sums(ranks, valid, cutoffs)
@@ -202,11 +202,11 @@ def test_everything_under_one_jit():
     jnp.asarray(item_bias),
     jnp.asarray(targets),
     jnp.asarray(valid),
-    mode="median",
+    mode='median',
     chunk_size=4,
     cutoffs=(1, 3, 10),
   )
-  ranks = brute_force_ranks(_scores_np(query, item_emb, item_bias), targets, "median")
+  ranks = brute_force_ranks(_scores_np(query, item_emb, item_bias), targets, 'median')
   want = brute_force_metrics(ranks, valid, (1, 3, 10))
   got = evaluation.finalize(sums)
   for name, value in want.items():
@@ -215,9 +215,9 @@ def test_everything_under_one_jit():
 
 def test_bad_arguments_raise():
   args = (jnp.zeros((2, 3)), jnp.zeros((5, 3)), None, jnp.zeros((2,), jnp.int32))
-  with pytest.raises(ValueError, match="conservative"):
-    evaluation.target_ranks(*args, mode="standard")
-  with pytest.raises(ValueError, match="chunk_size"):
+  with pytest.raises(ValueError, match='conservative'):
+    evaluation.target_ranks(*args, mode='standard')
+  with pytest.raises(ValueError, match='chunk_size'):
     evaluation.target_ranks(*args, chunk_size=0)
-  with pytest.raises(ValueError, match="median"):
-    evaluation.ranks_from_scores(jnp.zeros((2, 5)), jnp.zeros((2,), jnp.int32), "best")
+  with pytest.raises(ValueError, match='median'):
+    evaluation.ranks_from_scores(jnp.zeros((2, 5)), jnp.zeros((2,), jnp.int32), 'best')

@@ -86,24 +86,24 @@ def ref_top1(o, pos):
 
 
 REFERENCES = {
-  "cross-entropy": ref_cross_entropy,
-  "bpr-max": ref_bpr_max,
-  "top1-max": ref_top1_max,
-  "bpr": ref_bpr,
-  "top1": ref_top1,
+  'cross-entropy': ref_cross_entropy,
+  'bpr-max': ref_bpr_max,
+  'top1-max': ref_top1_max,
+  'bpr': ref_bpr,
+  'top1': ref_top1,
 }
 
 # Hyperparameter settings exercised for each loss (logq needs a col_log_q, added below).
 SETTINGS = [
-  ("cross-entropy", {}),
-  ("cross-entropy", {"logq": 1.0}),
-  ("cross-entropy", {"logq": 0.5}),
-  ("bpr-max", {"elu_param": 0.5, "bpreg": 1.0}),
-  ("bpr-max", {"elu_param": 0.0, "bpreg": 0.3}),
-  ("bpr-max", {"elu_param": 1.0, "bpreg": 0.0}),
-  ("top1-max", {}),
-  ("bpr", {}),
-  ("top1", {}),
+  ('cross-entropy', {}),
+  ('cross-entropy', {'logq': 1.0}),
+  ('cross-entropy', {'logq': 0.5}),
+  ('bpr-max', {'elu_param': 0.5, 'bpreg': 1.0}),
+  ('bpr-max', {'elu_param': 0.0, 'bpreg': 0.3}),
+  ('bpr-max', {'elu_param': 1.0, 'bpreg': 0.0}),
+  ('top1-max', {}),
+  ('bpr', {}),
+  ('top1', {}),
 ]
 
 
@@ -121,8 +121,8 @@ def _session_parallel_problem(seed, batch, n_sample, n_items=50, scale=2.0):
 
 def _call(name, params, scores, row_valid, col_valid=None, positive_col=None, log_q=None):
   kwargs = dict(params)
-  if "logq" in params:
-    kwargs["col_log_q"] = jnp.asarray(log_q, jnp.float32)
+  if 'logq' in params:
+    kwargs['col_log_q'] = jnp.asarray(log_q, jnp.float32)
   fn = losses.get_loss(name)
   return fn(
     jnp.asarray(scores, jnp.float32),
@@ -135,13 +135,13 @@ def _call(name, params, scores, row_valid, col_valid=None, positive_col=None, lo
 
 def _reference(name, params, o, pos, log_q=None):
   ref_params = dict(params)
-  if "logq" in params:
-    ref_params["log_q"] = log_q
+  if 'logq' in params:
+    ref_params['log_q'] = log_q
   return REFERENCES[name](o, pos, **ref_params)
 
 
-@pytest.mark.parametrize("name,params", SETTINGS)
-@pytest.mark.parametrize("n_sample", [0, 7])
+@pytest.mark.parametrize('name,params', SETTINGS)
+@pytest.mark.parametrize('n_sample', [0, 7])
 def test_session_parallel_matches_reference(name, params, n_sample):
   batch = 6
   scores, log_q = _session_parallel_problem(0, batch, n_sample)
@@ -151,8 +151,8 @@ def test_session_parallel_matches_reference(name, params, n_sample):
   np.testing.assert_allclose(float(got), want, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("name,params", SETTINGS)
-@pytest.mark.parametrize("n_sample", [0, 5])
+@pytest.mark.parametrize('name,params', SETTINGS)
+@pytest.mark.parametrize('n_sample', [0, 5])
 def test_masked_rows_match_shrunk_batch_reference(name, params, n_sample):
   batch = 7
   scores, log_q = _session_parallel_problem(1, batch, n_sample)
@@ -168,7 +168,7 @@ def test_masked_rows_match_shrunk_batch_reference(name, params, n_sample):
   np.testing.assert_allclose(float(got), want, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("name,params", SETTINGS)
+@pytest.mark.parametrize('name,params', SETTINGS)
 def test_masking_a_row_equals_removing_the_slot(name, params):
   batch, n_sample, k = 5, 4, 2
   scores, log_q = _session_parallel_problem(2, batch, n_sample)
@@ -183,7 +183,7 @@ def test_masking_a_row_equals_removing_the_slot(name, params):
   np.testing.assert_allclose(float(masked), float(removed), rtol=1e-6, atol=1e-6)
 
 
-@pytest.mark.parametrize("name,params", SETTINGS)
+@pytest.mark.parametrize('name,params', SETTINGS)
 def test_full_catalogue_with_positive_col(name, params):
   batch, n_items = 5, 30
   rng = np.random.default_rng(3)
@@ -196,7 +196,7 @@ def test_full_catalogue_with_positive_col(name, params):
   np.testing.assert_allclose(float(got), want, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("name,params", SETTINGS)
+@pytest.mark.parametrize('name,params', SETTINGS)
 def test_explicit_col_valid_drops_columns(name, params):
   batch, n_items = 4, 20
   rng = np.random.default_rng(4)
@@ -219,7 +219,7 @@ def test_explicit_col_valid_drops_columns(name, params):
   np.testing.assert_allclose(float(got), want, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("name,params", SETTINGS)
+@pytest.mark.parametrize('name,params', SETTINGS)
 def test_gradients_finite_and_zero_on_masked_entries(name, params):
   batch, n_sample = 6, 3
   scores, log_q = _session_parallel_problem(5, batch, n_sample)
@@ -229,8 +229,8 @@ def test_gradients_finite_and_zero_on_masked_entries(name, params):
   scores[1, 0] = np.nan
   log_q[:batch][~row_valid] = -np.inf
   kwargs = dict(params)
-  if "logq" in params:
-    kwargs["col_log_q"] = jnp.asarray(log_q, jnp.float32)
+  if 'logq' in params:
+    kwargs['col_log_q'] = jnp.asarray(log_q, jnp.float32)
   fn = functools.partial(losses.get_loss(name), **kwargs)
   value, grad = jax.value_and_grad(fn)(jnp.asarray(scores, jnp.float32), jnp.asarray(row_valid))
   grad = np.asarray(grad)
@@ -241,14 +241,14 @@ def test_gradients_finite_and_zero_on_masked_entries(name, params):
   assert np.any(grad[row_valid] != 0.0)
 
 
-@pytest.mark.parametrize("name,params", SETTINGS)
+@pytest.mark.parametrize('name,params', SETTINGS)
 def test_jit_matches_eager(name, params):
   batch, n_sample = 4, 3
   scores, log_q = _session_parallel_problem(6, batch, n_sample)
   row_valid = jnp.array([True, True, False, True])
   kwargs = dict(params)
-  if "logq" in params:
-    kwargs["col_log_q"] = jnp.asarray(log_q, jnp.float32)
+  if 'logq' in params:
+    kwargs['col_log_q'] = jnp.asarray(log_q, jnp.float32)
   fn = functools.partial(losses.get_loss(name), **kwargs)
   x = jnp.asarray(scores, jnp.float32)
   np.testing.assert_allclose(float(jax.jit(fn)(x, row_valid)), float(fn(x, row_valid)), rtol=1e-6)
@@ -265,7 +265,7 @@ def test_row_without_negatives_contributes_nothing():
   # A single real slot and no samples: nothing to rank against.
   scores = jnp.array([[1.0, 2.0], [3.0, 4.0]])
   row_valid = jnp.array([True, False])
-  for name in ["bpr-max", "top1-max", "bpr", "top1"]:
+  for name in ['bpr-max', 'top1-max', 'bpr', 'top1']:
     value, grad = jax.value_and_grad(losses.get_loss(name))(scores, row_valid)
     assert float(value) == 0.0
     assert np.all(np.asarray(grad) == 0.0)
@@ -294,16 +294,16 @@ def test_bpr_and_top1_relate_to_theano_column_means():
 
 
 def test_get_loss_and_registry():
-  assert set(losses.LOSSES) == {"cross-entropy", "bpr-max", "top1-max", "bpr", "top1"}
-  assert losses.get_loss("bpr-max") is losses.bpr_max
-  with pytest.raises(ValueError, match="bpr-max.*cross-entropy"):
-    losses.get_loss("bpr_max")
+  assert set(losses.LOSSES) == {'cross-entropy', 'bpr-max', 'top1-max', 'bpr', 'top1'}
+  assert losses.get_loss('bpr-max') is losses.bpr_max
+  with pytest.raises(ValueError, match='bpr-max.*cross-entropy'):
+    losses.get_loss('bpr_max')
 
 
 def test_bad_shapes_raise():
-  with pytest.raises(ValueError, match="at least B"):
+  with pytest.raises(ValueError, match='at least B'):
     losses.bpr_max(jnp.zeros((4, 3)), jnp.ones(4, bool))
-  with pytest.raises(ValueError, match="row_valid"):
+  with pytest.raises(ValueError, match='row_valid'):
     losses.bpr_max(jnp.zeros((4, 6)), jnp.ones(3, bool))
-  with pytest.raises(ValueError, match="col_log_q"):
+  with pytest.raises(ValueError, match='col_log_q'):
     losses.cross_entropy(jnp.zeros((4, 6)), jnp.ones(4, bool), logq=1.0)

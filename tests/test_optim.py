@@ -64,13 +64,13 @@ def _assert_close(actual, expected):
   np.testing.assert_allclose(np.asarray(actual), expected, rtol=RTOL, atol=ATOL)
 
 
-@pytest.mark.parametrize("momentum", [0.0, 0.3])
-@pytest.mark.parametrize("row_shape", [(5,), (), (1,)], ids=["matrix", "bias_1d", "bias_n1"])
+@pytest.mark.parametrize('momentum', [0.0, 0.3])
+@pytest.mark.parametrize('row_shape', [(5,), (), (1,)], ids=['matrix', 'bias_1d', 'bias_n1'])
 def test_row_sparse_update_matches_indexed_adagradm(momentum, row_shape):
   rng = np.random.default_rng(0)
   num_rows, num_lookups, lr = 13, 24, 0.05
   table0 = rng.normal(size=(num_rows, *row_shape)).astype(np.float32)
-  ref = NumpyIndexedAdagradM({"t": table0}, lr, momentum)
+  ref = NumpyIndexedAdagradM({'t': table0}, lr, momentum)
   table = jnp.asarray(table0)
   state = optim.init_row_sparse(table, with_momentum=momentum > 0)
   for _ in range(6):
@@ -78,14 +78,14 @@ def test_row_sparse_update_matches_indexed_adagradm(momentum, row_shape):
     grads = rng.normal(size=(num_lookups, *row_shape)).astype(np.float32)
     grads[rng.random(num_lookups) < 0.15] = 0.0  # looked up, zero gradient: momentum still moves
     keep = idx < num_rows
-    ref.sparse_step("t", idx[keep], grads[keep])
+    ref.sparse_step('t', idx[keep], grads[keep])
     table, state = optim.row_sparse_update(
       table, state, jnp.asarray(idx), jnp.asarray(grads), learning_rate=lr, momentum=momentum
     )
-    _assert_close(table, ref.params["t"])
-    _assert_close(state.acc, ref.acc["t"])
+    _assert_close(table, ref.params['t'])
+    _assert_close(state.acc, ref.acc['t'])
     if momentum > 0:
-      _assert_close(state.mom, ref.mom["t"])
+      _assert_close(state.mom, ref.mom['t'])
     else:
       assert state.mom.shape == (0, *row_shape)
 
@@ -167,17 +167,17 @@ def test_gather_rows_gradients_reproduce_the_dense_gradient_rows():
   dense_grad = jax.grad(lambda t: loss_of_rows(optim.gather_rows(t, idx)))(table)  # [N, D]
 
   lr, momentum = 0.05, 0.2
-  ref = NumpyIndexedAdagradM({"t": np.asarray(table)}, lr, momentum)
+  ref = NumpyIndexedAdagradM({'t': np.asarray(table)}, lr, momentum)
   rows = np.unique(np.asarray(idx)[np.asarray(idx) < num_rows])
-  ref.sparse_step("t", rows, np.asarray(dense_grad)[rows])
+  ref.sparse_step('t', rows, np.asarray(dense_grad)[rows])
   new_table, new_state = optim.row_sparse_update(
     table, optim.init_row_sparse(table), idx, row_grads, learning_rate=lr, momentum=momentum
   )
-  _assert_close(new_table, ref.params["t"])
-  _assert_close(new_state.mom, ref.mom["t"])
+  _assert_close(new_table, ref.params['t'])
+  _assert_close(new_state.mom, ref.mom['t'])
 
 
-@pytest.mark.parametrize("momentum", [0.0, 0.4])
+@pytest.mark.parametrize('momentum', [0.0, 0.4])
 def test_update_is_jittable_with_donation_and_traced_hyperparameters(momentum):
   rng = np.random.default_rng(4)
   num_rows, dim, num_lookups = 17, 3, 10
@@ -227,17 +227,17 @@ def test_update_makes_no_full_table_temporaries():
     eqn.primitive.name
     for eqn in _walk_eqns(closed.jaxpr)
     for var in eqn.outvars
-    if any(d >= num_rows for d in getattr(var.aval, "shape", ()))
+    if any(d >= num_rows for d in getattr(var.aval, 'shape', ()))
   ]
-  assert full_size, "expected the scatters back into the table and state"
-  assert set(full_size) <= {"scatter", "scatter-add", "pjit", "jit"}, full_size
-  assert full_size.count("scatter") + full_size.count("scatter-add") == 3
+  assert full_size, 'expected the scatters back into the table and state'
+  assert set(full_size) <= {'scatter', 'scatter-add', 'pjit', 'jit'}, full_size
+  assert full_size.count('scatter') + full_size.count('scatter-add') == 3
 
 
 def test_momentum_without_buffer_is_rejected():
   table = jnp.zeros((4, 2))
   state = optim.init_row_sparse(table, with_momentum=False)
-  with pytest.raises(ValueError, match="with_momentum"):
+  with pytest.raises(ValueError, match='with_momentum'):
     optim.row_sparse_update(
       table, state, jnp.zeros((3,), jnp.int32), jnp.zeros((3, 2)), learning_rate=0.1, momentum=0.5
     )
@@ -251,13 +251,13 @@ def test_optax_scale_by_rss_equals_official_formula():
   _assert_close(out, g / np.sqrt(g**2 + np.float32(EPS)))
 
 
-@pytest.mark.parametrize("momentum", [0.0, 0.25])
+@pytest.mark.parametrize('momentum', [0.0, 0.25])
 def test_dense_adagrad_momentum_matches_indexed_adagradm(momentum):
   rng = np.random.default_rng(5)
   lr = 0.07
   params0 = {
-    "w": rng.normal(size=(6, 9)).astype(np.float32),
-    "b": rng.normal(size=(9,)).astype(np.float32),
+    'w': rng.normal(size=(6, 9)).astype(np.float32),
+    'b': rng.normal(size=(9,)).astype(np.float32),
   }
   ref = NumpyIndexedAdagradM(params0, lr, momentum)
   tx = optim.dense_adagrad_momentum(lr, momentum)
@@ -272,7 +272,7 @@ def test_dense_adagrad_momentum_matches_indexed_adagradm(momentum):
   for step in range(6):
     grads = {k: rng.normal(size=v.shape).astype(np.float32) for k, v in params0.items()}
     if step < 2:
-      grads["b"][:3] = 0.0  # acc stays exactly 0 in these entries for two steps
+      grads['b'][:3] = 0.0  # acc stays exactly 0 in these entries for two steps
     for k, g in grads.items():
       ref.dense_step(k, g)
     params, opt_state = apply(params, opt_state, jax.tree.map(jnp.asarray, grads))
@@ -282,31 +282,31 @@ def test_dense_adagrad_momentum_matches_indexed_adagradm(momentum):
 
 def test_dense_momentum_zero_has_no_trace_state():
   tx = optim.dense_adagrad_momentum(0.1, 0.0)
-  state = tx.init({"w": jnp.zeros((3,))})
+  state = tx.init({'w': jnp.zeros((3,))})
   assert not any(isinstance(s, optax.TraceState) for s in state)
 
 
 def test_sparse_adagradm_updates_only_named_tables():
   rng = np.random.default_rng(6)
   tables = {
-    "Wy": jnp.asarray(rng.normal(size=(8, 4)).astype(np.float32)),
-    "By": jnp.zeros((8, 1)),
-    "E": jnp.asarray(rng.normal(size=(8, 3)).astype(np.float32)),
+    'Wy': jnp.asarray(rng.normal(size=(8, 4)).astype(np.float32)),
+    'By': jnp.zeros((8, 1)),
+    'E': jnp.asarray(rng.normal(size=(8, 3)).astype(np.float32)),
   }
   opt = optim.SparseAdagradM(learning_rate=0.05, momentum=0.3)
   states = opt.init(tables)
   idx = jnp.asarray([3, 1, 3, 8, 0], jnp.int32)
   row_grads = {
-    "Wy": jnp.asarray(rng.normal(size=(5, 4)).astype(np.float32)),
-    "By": jnp.asarray(rng.normal(size=(5, 1)).astype(np.float32)),
+    'Wy': jnp.asarray(rng.normal(size=(5, 4)).astype(np.float32)),
+    'By': jnp.asarray(rng.normal(size=(5, 1)).astype(np.float32)),
   }
-  new_tables, new_states = jax.jit(opt.update)(tables, states, {"Wy": idx, "By": idx}, row_grads)
-  for name in ("Wy", "By"):
+  new_tables, new_states = jax.jit(opt.update)(tables, states, {'Wy': idx, 'By': idx}, row_grads)
+  for name in ('Wy', 'By'):
     want_table, want_state = optim.row_sparse_update(
       tables[name], states[name], idx, row_grads[name], learning_rate=0.05, momentum=0.3
     )
     _assert_close(new_tables[name], np.asarray(want_table))
     _assert_close(new_states[name].mom, np.asarray(want_state.mom))
-  np.testing.assert_array_equal(np.asarray(new_tables["E"]), np.asarray(tables["E"]))
-  for got, want in zip(jax.tree.leaves(new_states["E"]), jax.tree.leaves(states["E"]), strict=True):
+  np.testing.assert_array_equal(np.asarray(new_tables['E']), np.asarray(tables['E']))
+  for got, want in zip(jax.tree.leaves(new_states['E']), jax.tree.leaves(states['E']), strict=True):
     np.testing.assert_array_equal(np.asarray(got), np.asarray(want))

@@ -18,7 +18,7 @@ def official_replay(items, offsets, order, batch_size):
   while slots:
     # Replace finished sessions (no next event) in slot order, dropping slots with nothing left.
     new_slots, new_pos, started = [], [], set()
-    for s, p in zip(slots, pos):
+    for s, p in zip(slots, pos, strict=True):
       while s is not None and offsets[s] + p + 1 >= offsets[s + 1]:
         if queue:
           s, p = queue.pop(0), 0
@@ -34,7 +34,7 @@ def official_replay(items, offsets, order, batch_size):
     if steps:
       starts.append(started)
     step = set()
-    for s, p in zip(slots, pos):
+    for s, p in zip(slots, pos, strict=True):
       e = offsets[s] + p
       step.add((int(s), int(items[e]), int(items[e + 1])))
     steps.append(step)
@@ -63,10 +63,10 @@ def test_schedule_matches_official_iterator(batch_size, seed):
   assert sched.inputs.shape[0] % 7 == 0
   for t, expected in enumerate(steps):
     v = sched.valid[t]
-    got = set(zip(sched.session[t][v].tolist(), sched.inputs[t][v].tolist(),
-                  sched.targets[t][v].tolist()))
+    rows = (sched.session[t][v], sched.inputs[t][v], sched.targets[t][v])
+    got = set(zip(*(r.tolist() for r in rows), strict=True))
     assert got == expected, f'step {t}'
-  assert not sched.valid[len(steps):].any()
+  assert not sched.valid[len(steps) :].any()
 
 
 def test_every_non_first_event_is_a_target_exactly_once():
@@ -77,14 +77,14 @@ def test_every_non_first_event_is_a_target_exactly_once():
   assert sched.num_events == int(np.maximum(lengths - 1, 0).sum())
   # Each (session, position) pair appears exactly once: rebuild positions from the schedule.
   seen = {}
-  for t, k in zip(*np.nonzero(sched.valid)):
+  for t, k in zip(*np.nonzero(sched.valid), strict=True):
     s = sched.session[t, k]
     seen.setdefault(s, []).append((t, sched.inputs[t, k], sched.targets[t, k]))
   for s in range(len(lengths)):
     pairs = seen.get(s, [])
     assert len(pairs) == max(lengths[s] - 1, 0)
-    sess = items[offsets[s]:offsets[s + 1]]
-    for j, (t, x, y) in enumerate(sorted(pairs)):
+    sess = items[offsets[s] : offsets[s + 1]]
+    for j, (_, x, y) in enumerate(sorted(pairs)):
       assert (x, y) == (sess[j], sess[j + 1])
     # Consecutive steps in the same slot, no gaps.
     ts = sorted(t for t, _, _ in pairs)

@@ -41,8 +41,13 @@ def test_recipe_end_to_end_with_vocab_and_counts(raw_tsv):
 
 def test_validation_is_carved_from_train(raw_tsv):
   data = load_session_data(
-    {'format': 'gru4rec_tsv', 'train_path': raw_tsv, 'preprocess': True, 'min_item_support': 3,
-     'valid_days': 1.0}
+    {
+      'format': 'gru4rec_tsv',
+      'train_path': raw_tsv,
+      'preprocess': True,
+      'min_item_support': 3,
+      'valid_days': 1.0,
+    }
   )
   # Train ends at 9 days - 1 s; only session 10 ends within the day before.
   np.testing.assert_array_equal(data.valid.session, [10, 10])
@@ -80,8 +85,12 @@ def test_synthetic_format():
 
 def test_cache_round_trip(raw_tsv, tmp_path, monkeypatch):
   config = _config(
-    format='gru4rec_tsv', train_path=str(raw_tsv), preprocess=True, min_item_support=3,
-    valid_days=1.0, cache_dir=str(tmp_path / 'cache'),
+    format='gru4rec_tsv',
+    train_path=str(raw_tsv),
+    preprocess=True,
+    min_item_support=3,
+    valid_days=1.0,
+    cache_dir=str(tmp_path / 'cache'),
   )
   built = load_session_data(config)
   assert len(list((tmp_path / 'cache').glob('*.npz'))) == 1
@@ -106,9 +115,11 @@ def test_cache_round_trip(raw_tsv, tmp_path, monkeypatch):
 
 
 def test_session_data_save_load_with_users(tmp_path, write):
-  path = write('views.csv', 'sessionId;userId;itemId;timeframe;eventdate\n'
-               + ''.join(f'{k // 3};{k % 2 or "NA"};{k % 4};{k};2016-01-0{1 + k // 6}\n'
-                         for k in range(24)))
+  path = write(
+    'views.csv',
+    'sessionId;userId;itemId;timeframe;eventdate\n'
+    + ''.join(f'{k // 3};{k % 2 or "NA"};{k % 4};{k};2016-01-0{1 + k // 6}\n' for k in range(24)),
+  )
   data = load_session_data(dict(format='diginetica', train_path=path, min_item_support=1))
   data.save(tmp_path / 'data.npz')
   loaded = SessionData.load(tmp_path / 'data.npz')

@@ -13,6 +13,8 @@ DAY = 86400.0
 def _utc(year, month, day, hour, minute, second) -> float:
   start = datetime.datetime(year, month, day, hour, minute, tzinfo=datetime.timezone.utc)
   return start.timestamp() + second
+
+
 MAY_9_2016 = 16930 * DAY  # 2016-05-09T00:00:00Z in unix seconds
 
 
@@ -131,8 +133,11 @@ def test_non_integer_id_names_line_and_text(write):
   path = write('b.tsv', 'SessionId\tItemId\tTime\n1\t5\t1.0\n1\tabc\t2.0\n')
   message = _error(readers.read_gru4rec_tsv, path)
   assert 'line 3' in message and "'abc'" in message and 'ItemId' in message
-  path = write('v.csv', 'sessionId;userId;itemId;timeframe;eventdate\n1;NA;7;1;2016-01-01\n'
-               '1;NA;7;2;2016-01-01\n1;NA;x7;3;2016-01-01\n')
+  path = write(
+    'v.csv',
+    'sessionId;userId;itemId;timeframe;eventdate\n1;NA;7;1;2016-01-01\n'
+    '1;NA;7;2;2016-01-01\n1;NA;x7;3;2016-01-01\n',
+  )
   assert 'line 4' in _error(readers.read_diginetica_views, path)
   message = _error(readers.read_session_lines, write('s.csv', '1,2\n3,b4\n'))
   assert 'line 2' in message and "'b4'" in message
