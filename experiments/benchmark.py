@@ -17,7 +17,7 @@ import jax
 from absl import app, flags
 from ml_collections import config_flags
 
-from seqrec import evaluation, train
+from seqrec import train
 from seqrec.data import load_session_data
 from seqrec.models import build_model
 
@@ -28,16 +28,9 @@ flags.mark_flags_as_required(['config'])
 
 
 def eval_rate(config, model, events) -> float:
-  kwargs = dict(
-    batch_size=int(config.eval.batch_size),
-    cutoffs=tuple(config.eval.cutoffs),
-    mode=config.eval.tie_mode,
-    item_chunk=int(config.eval.item_chunk),
-    steps_per_call=int(config.eval.steps_per_call),
-  )
-  evaluation.evaluate_sessions(model, events, **kwargs)  # compile
+  train.evaluate(model, events, config)  # compile
   t0 = time.perf_counter()
-  metrics = evaluation.evaluate_sessions(model, events, **kwargs)
+  metrics = train.evaluate(model, events, config)
   return metrics['count'] / (time.perf_counter() - t0)
 
 

@@ -67,7 +67,8 @@ def popularity_metrics(data: SessionData, events, cutoffs, tie_mode: str) -> dic
   return evaluation.finalize(sums)
 
 
-def _evaluate(model, events, config) -> dict[str, float]:
+def evaluate(model, events, config: ml_collections.ConfigDict) -> dict[str, float]:
+  """Full-catalogue next-item metrics of `model` on `events` with the run's `config.eval`."""
   return evaluation.evaluate_sessions(
     model,
     events,
@@ -236,7 +237,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     if run_eval:
       model_now = nnx.merge(graphdef, state.tables, state.dense)
       t_eval = time.perf_counter()
-      metrics = _evaluate(model_now, eval_events, config)
+      metrics = evaluate(model_now, eval_events, config)
       scalars.update({f'{eval_split}/{k}': v for k, v in metrics.items()})
       scalars[f'{eval_split}/events_per_sec'] = metrics['count'] / (time.perf_counter() - t_eval)
     writer.write(int(state.step), scalars, epoch=progress.epoch)
@@ -273,7 +274,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     save('best', params)
   final_model = nnx.merge(graphdef, params['tables'], params['dense'])
   t_eval = time.perf_counter()
-  test_metrics = _evaluate(final_model, data.test, config)
+  test_metrics = evaluate(final_model, data.test, config)
   eval_seconds = time.perf_counter() - t_eval
   pop = popularity_metrics(data, data.test, config.eval.cutoffs, config.eval.tie_mode)
   result = {

@@ -7,7 +7,7 @@ import shutil
 import numpy as np
 import pytest
 
-from seqrec import analysis, checkpointing, evaluation, train, train_step
+from seqrec import analysis, checkpointing, train, train_step
 from seqrec.data import load_session_data
 
 # Run outputs that depend on wall-clock time, never compared between runs.
@@ -58,19 +58,6 @@ def epoch_lines(records: list[dict]) -> list[dict]:
   return [r for r in records if 'train_loss' in r]
 
 
-def evaluate_as_configured(model, events, config) -> dict:
-  """The public evaluator with the run's `config.eval` settings."""
-  return evaluation.evaluate_sessions(
-    model,
-    events,
-    batch_size=int(config.eval.batch_size),
-    cutoffs=tuple(config.eval.cutoffs),
-    mode=config.eval.tie_mode,
-    item_chunk=int(config.eval.item_chunk),
-    steps_per_call=int(config.eval.steps_per_call),
-  )
-
-
 def latest_progress(workdir) -> dict:
   ckpts = checkpointing.RunCheckpoints(str(workdir))
   try:
@@ -97,7 +84,7 @@ def test_restored_run_reproduces_final_test_metrics(trained_run):
   config = trained_run.config
   data = load_session_data(config.data)
   run = analysis.load_run(str(trained_run.workdir), device='cpu')
-  metrics = evaluate_as_configured(run.model, data.test, config)
+  metrics = train.evaluate(run.model, data.test, config)
   assert metrics == trained_run.result['test']
 
 
@@ -162,7 +149,7 @@ def test_validation_early_stopping_tests_the_best_epoch(make_config, tmp_path):
     ckpts.close()
   data = load_session_data(config.data)
   run = analysis.load_run(str(tmp_path), device='cpu')
-  assert evaluate_as_configured(run.model, data.test, config) == result['test']
+  assert train.evaluate(run.model, data.test, config) == result['test']
   assert records[-1]['test/recall@20'] == result['test']['recall@20']
 
 
