@@ -1,0 +1,56 @@
+"""Data parallelism over a device mesh: batch slots split across devices, parameters replicated.
+
+Session-parallel slots are independent except through the shared output set and the parameter
+update, so the `[T, B]` schedule and the `[B, H]` hidden state are split along B over a 1-D
+`('data',)` mesh while parameters and optimiser state are replicated. XLA's SPMD partitioner
+inserts the collectives (gathering the batch's targets into the output set, summing gradients),
+so the numbers are those of one device up to the order of floating-point sums.
+"""
+
+import jax
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+DATA_AXIS = 'data'
+
+
+def make_mesh(num_devices: int, batch_size: int) -> Mesh | None:
+  """A 1-D data mesh over `num_devices` local devices (0: all of them), or None for one device.
+
+  Raises:
+    ValueError: when more devices are asked for than exist, or B is not divisible by them.
+  """
+  devices = jax.local_devices()
+  n = len(devices) if num_devices == 0 else int(num_devices)
+  if n > len(devices):
+    raise ValueError(
+      f'--config.num_devices={num_devices}: only {len(devices)} {devices[0].platform} '
+      'device(s) are visible'
+    )
+  if n <= 1:
+    return None
+  if batch_size % n:
+    raise ValueError(
+      f'--config.batch_size={batch_size} must be divisible by the {n} devices of the mesh'
+    )
+  return Mesh(np.array(devices[:n]), (DATA_AXIS,))
+
+
+def shard_schedule(arrays: dict, mesh: Mesh | None) -> dict:
+  """Places `[T, B]` schedule arrays with B split over the mesh."""
+  if mesh is None:
+    return {k: jax.device_put(v) for k, v in arrays.items()}
+  spec = NamedSharding(mesh, PartitionSpec(None, DATA_AXIS))
+  return {k: jax.device_put(v, spec) for k, v in arrays.items()}
+
+
+def place_state(state, mesh: Mesh | None):
+  """Replicates a train state over the mesh, except its hidden states (`[B, H]`, split along B)."""
+  if mesh is None:
+    return state
+  replicated = NamedSharding(mesh, PartitionSpec())
+  by_slot = NamedSharding(mesh, PartitionSpec(DATA_AXIS, None))
+  hidden = tuple(jax.device_put(h, by_slot) for h in state.hidden)
+  rest = jax.device_put(state, replicated)
+  rest.hidden = hidden
+  return rest
