@@ -278,11 +278,16 @@ def build_session_data(options: DataOptions) -> SessionData:
   )
 
 
-def cache_path(options: DataOptions) -> Path:
+def cache_path(options: DataOptions, version: int = _CACHE_VERSION) -> Path:
   """Where the processed data of `options` is cached (`options.cache_dir` must be set).
 
   The key hashes every option except `cache_dir`, the input files' resolved paths, sizes and
   mtimes, and a version of the processing code.
+
+  Args:
+    options: the options; any dataclass with `cache_dir`, `input_paths()` and `dataset_name()`
+      (e.g. `user_sessions.UserDataOptions`) works the same way.
+    version: the version of the code that processes data for these options.
 
   Raises:
     DataError: if an input file is missing.
@@ -293,9 +298,7 @@ def cache_path(options: DataOptions) -> Path:
     files.append([str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns])
   fields = dataclasses.asdict(options)
   fields.pop('cache_dir')
-  payload = json.dumps(
-    {'options': fields, 'files': files, 'version': _CACHE_VERSION}, sort_keys=True
-  )
+  payload = json.dumps({'options': fields, 'files': files, 'version': version}, sort_keys=True)
   key = hashlib.sha256(payload.encode()).hexdigest()[:16]
   stem = ''.join(c if c.isalnum() or c in '-_.' else '_' for c in options.dataset_name())
   return Path(options.cache_dir) / f'{stem}-{key}.npz'

@@ -8,6 +8,7 @@ line-by-line pass run, to name the first bad line in the `DataError`.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import os
 import warnings
 from collections.abc import Callable, Sequence
@@ -21,6 +22,7 @@ from seqrec.data.preprocess import sessionize_by_gap
 
 _CHUNK_BYTES = 1 << 25  # ~32 MB of text per loadtxt call bounds the temporary memory.
 _TEXT_DTYPE = 'S32'  # Fixed-width bytes for time, date and label fields.
+_TOKEN_BYTES = 64  # Longest id token (e.g. a 36-character UUID); longer ones are an error.
 _SEPARATOR_NAMES = {'\t': 'tab', ',': 'comma', ';': 'semicolon', ' ': 'space', '|': 'pipe'}
 
 GRU4REC_HEADER = 'SessionId\tItemId\tTime'
@@ -61,12 +63,14 @@ def _is_float(token: str) -> bool:
 _TIME_LAYOUTS = {
   'iso_time': (19, int(_TEXT_DTYPE[1:]) - 1, {4: '-', 7: '-', 10: 'T', 13: ':', 16: ':'}),
   'date': (10, 10, {4: '-', 7: '-'}),
+  'utc_time': (19, int(_TEXT_DTYPE[1:]) - 1, {4: '-', 7: '-', 10: ' ', 13: ':', 16: ':'}),
 }
-_TIME_UNITS = {'iso_time': 'ms', 'date': 'D'}
+_TIME_UNITS = {'iso_time': 'ms', 'date': 'D', 'utc_time': 'ms'}
 
 
 def _is_time(token: str, kind: str) -> bool:
-  token = token.strip().rstrip('Z')
+  token = token.strip()
+  token = token.replace(' UTC', '') if kind == 'utc_time' else token.rstrip('Z')
   shortest, longest, marks = _TIME_LAYOUTS[kind]
   if not shortest <= len(token) <= longest:
     return False
@@ -85,6 +89,9 @@ _CHECKS: dict[str, Callable[[str], bool]] = {
   'iso_time': lambda token: _is_time(token, 'iso_time'),
   'date': lambda token: _is_time(token, 'date'),
   'int_or_na': lambda token: token.strip() in ('', 'NA') or _is_int(token),
+  'utc_time': lambda token: _is_time(token, 'utc_time'),
+  'token': lambda token: len(token.encode()) <= _TOKEN_BYTES,
+  'free': lambda token: True,
 }
 _EXPECTED: dict[str, str] = {
   'int': 'an integer',
@@ -93,8 +100,13 @@ _EXPECTED: dict[str, str] = {
   'iso_time': 'an ISO 8601 time like 2014-04-07T10:51:09.277Z',
   'date': 'a date like 2016-05-09',
   'int_or_na': 'an integer or NA',
+  'utc_time': 'a time like 2019-10-01 00:00:00 UTC',
+  'token': f'an id of at most {_TOKEN_BYTES} bytes',
+  'free': 'any text',
 }
-_LOAD_DTYPES = {'int': np.int64, 'float': np.float64}
+# One byte more than the longest token, so that an over-long token shows instead of being cut.
+# 'free' columns are only checked to exist; readers that need their text take it from the line.
+_LOAD_DTYPES = {'int': np.int64, 'float': np.float64, 'token': f'S{_TOKEN_BYTES + 1}', 'free': 'S1'}
 
 
 def _separator_name(sep: str) -> str:
@@ -204,12 +216,19 @@ def _bad_line_error(
 
 def _convert(column: _Column, values: np.ndarray) -> np.ndarray:
   """Turns a loadtxt column into its final dtype; raises ValueError on a bad value."""
-  if column.kind in ('int', 'float', 'text'):
+  if column.kind in ('int', 'float', 'text', 'free'):
+    return values
+  if column.kind == 'token':
+    if len(values) and np.char.str_len(values).max() > _TOKEN_BYTES:
+      raise ValueError(f'id longer than {_TOKEN_BYTES} bytes')
     return values
   if column.kind == 'int_or_na':
     missing = (values == b'NA') | (values == b'')
     return np.where(missing, b'-1', values).astype(np.int64)
-  text = np.char.rstrip(np.char.strip(values), b'Z').astype(_TEXT_DTYPE)  # [E]
+  if column.kind == 'utc_time':
+    text = np.char.replace(np.char.strip(values), b' UTC', b'').astype(_TEXT_DTYPE)  # [E]
+  else:
+    text = np.char.rstrip(np.char.strip(values), b'Z').astype(_TEXT_DTYPE)  # [E]
   shortest, longest, marks = _TIME_LAYOUTS[column.kind]
   length = np.char.str_len(text)  # [E]
   chars = text.view(np.uint8).reshape(len(text), text.itemsize)  # [E, 32]
@@ -227,9 +246,24 @@ def _convert(column: _Column, values: np.ndarray) -> np.ndarray:
 
 
 def _read_columns(
-  path: Path, sep: str, columns: Sequence[_Column], usecols: Sequence[int], skiprows: int
+  path: Path,
+  sep: str,
+  columns: Sequence[_Column],
+  usecols: Sequence[int],
+  skiprows: int,
+  chunk_hook: Callable[[list[bytes], list[np.ndarray]], list[np.ndarray]] | None = None,
 ) -> list[np.ndarray]:
   """Reads the given columns of a delimited file, converted per `_Column.kind`.
+
+  Args:
+    path: the file.
+    sep: the field separator.
+    columns: what to read.
+    usecols: the field index of each column.
+    skiprows: header lines to skip.
+    chunk_hook: called on each chunk with its non-empty lines (one per row) and its converted
+      columns; what it returns is kept instead of the columns, so a reader can reduce a chunk
+      (e.g. derive one narrow column from wide text) before the chunks are joined.
 
   Returns:
     One [E] array per column: int64, float64 (times in unix seconds) or fixed-width bytes.
@@ -247,21 +281,23 @@ def _read_columns(
       try:
         with warnings.catch_warnings():
           warnings.simplefilter('ignore', UserWarning)  # A chunk of empty lines has no data.
+          rows = lines if chunk_hook is None else [line for line in lines if line.rstrip(b'\r\n')]
           table = np.loadtxt(
-            lines, delimiter=sep, dtype=dtype, usecols=usecols, ndmin=1, comments=None
+            rows, delimiter=sep, dtype=dtype, usecols=usecols, ndmin=1, comments=None
           )
-        parts.append([_convert(column, table[f'c{k}']) for k, column in enumerate(columns)])
+        converted = [_convert(column, table[f'c{k}']) for k, column in enumerate(columns)]
       except (ValueError, TypeError) as e:
         error = _bad_line_error(path, lines, first_line, sep, columns, usecols)
         if error is None:
           last_line = first_line + len(lines) - 1
           error = DataError(f'{path}: cannot parse lines {first_line}-{last_line}: {e}')
         raise error from None
+      parts.append(converted if chunk_hook is None else chunk_hook(rows, converted))
       first_line += len(lines)
   if not parts or not sum(len(part[0]) for part in parts):
     where = 'after the header ' if skiprows else ''
     raise DataError(f'{path}: no data rows {where}(the file holds no events)')
-  return [np.concatenate([part[k] for part in parts]) for k in range(len(columns))]
+  return [np.concatenate([part[k] for part in parts]) for k in range(len(parts[0]))]
 
 
 def read_gru4rec_tsv(path: str | os.PathLike) -> Events:
@@ -440,3 +476,268 @@ def read_session_lines(path: str | os.PathLike, sep: str = ',') -> Events:
     raise
   time = np.arange(len(item), dtype=np.float64)
   return Events(line.astype(np.int64), item, time, source=str(path))
+
+
+# User-session formats (HRNN): every reader fills `user` and numbers sessions so that each user's
+# sessions are contiguous and in time order, which is what user-parallel batching walks.
+
+RECBOLE_HEADER = 'user_id:token\titem_id:token\trating:float\ttimestamp:float'
+LASTFM_1K_FIELDS = 'userid\ttimestamp\tartid\tartname\ttraid\ttraname'
+COSMETICS_HEADER = (
+  'event_time,event_type,product_id,category_id,category_code,brand,price,user_id,user_session'
+)
+_ID_PREFIX_CHARS = b'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_-'
+
+
+def _token_numbers(tokens: np.ndarray) -> np.ndarray | None:
+  """[E] int64 values of integer tokens, or None if one does not parse or two distinct tokens
+  (e.g. '7' and '007') would get the same number."""
+  try:
+    numbers = tokens.astype(np.int64)
+  except (ValueError, OverflowError):
+    return None
+  if len(np.unique(numbers)) != len(np.unique(tokens)):
+    return None
+  return numbers
+
+
+def _shrink(tokens: np.ndarray) -> np.ndarray:
+  """Narrows a fixed-width bytes array to its longest value."""
+  width = int(np.char.str_len(tokens).max()) if len(tokens) else 1
+  return tokens.astype(f'S{max(width, 1)}')
+
+
+def _user_numbers(tokens: np.ndarray) -> np.ndarray:
+  """Turns user id tokens into int64 user ids.
+
+  Integer tokens keep their value; tokens of a letter prefix and digits keep the digits'
+  value ('user_000042' -> 42); anything else (or a mix whose numbers would collide) gets the
+  token's rank among the sorted distinct tokens.
+  """
+  numbers = _token_numbers(tokens)
+  if numbers is None:
+    numbers = _token_numbers(np.char.lstrip(tokens, _ID_PREFIX_CHARS))
+  if numbers is None:
+    numbers = np.unique(tokens, return_inverse=True)[1].reshape(-1).astype(np.int64)
+  return numbers
+
+
+def _item_ids(tokens: np.ndarray) -> np.ndarray:
+  """Item id tokens as int64 when they are all integers, else as str."""
+  numbers = _token_numbers(tokens)
+  if numbers is not None:
+    return numbers
+  return np.char.decode(_shrink(tokens), 'utf-8', 'replace')
+
+
+def _sessionize_users(
+  user: np.ndarray, item: np.ndarray, time: np.ndarray, gap_seconds: float, path: Path
+) -> Events:
+  """Orders rows by (user, time), ties in row order, and cuts sessions at inactivity gaps.
+
+  Returns:
+    Events sorted by (session, time) with session ids 1..S in (user, start time) order.
+  """
+  order = np.lexsort((time, user))  # stable: ties keep row order
+  user, item, time = user[order], item[order], time[order]
+  session = sessionize_by_gap(user, time, gap_seconds)
+  return Events(session, item, time, user=user, source=str(path))
+
+
+def _number_given_sessions(
+  user: np.ndarray, key: np.ndarray, item: np.ndarray, time: np.ndarray, path: Path
+) -> Events:
+  """Numbers sessions given by a key column, per user, in (user, start time, file) order.
+
+  A session is a (user, key) pair, so a key that two users share makes two sessions.
+
+  Returns:
+    Events sorted by (session, time) with session ids 1..S.
+  """
+  key_code = np.unique(key, return_inverse=True)[1].reshape(-1)  # [E]
+  user_code = np.unique(user, return_inverse=True)[1].reshape(-1)  # [E]
+  pair = user_code.astype(np.int64) * (int(key_code.max()) + 1) + key_code  # [E]
+  group = np.unique(pair, return_inverse=True)[1].reshape(-1)  # [E] session index
+  n_sessions = int(group.max()) + 1
+  start = np.full(n_sessions, np.inf)
+  np.minimum.at(start, group, time)
+  first_row = np.full(n_sessions, len(time))
+  np.minimum.at(first_row, group, np.arange(len(time)))
+  session_user = np.empty(n_sessions, np.int64)
+  session_user[group] = user
+  rank = np.empty(n_sessions, np.int64)
+  rank[np.lexsort((first_row, start, session_user))] = np.arange(n_sessions)
+  return Events(rank[group] + 1, item, time, user=user, source=str(path)).sort()
+
+
+def _recbole_columns(path: Path, columns: Sequence[_Column]) -> list[int]:
+  """Finds columns in a RecBole atomic-file header (`name:type` fields, tab-separated).
+
+  Returns:
+    The field index of each column, in `columns` order.
+
+  Raises:
+    DataError: if the header is not tab-separated or lacks a column.
+  """
+  header = _first_line(path)
+  if '\t' not in header:
+    raise DataError(
+      f'{path}, line 1: expected a tab-separated RecBole header like {RECBOLE_HEADER!r}, '
+      f'got {header!r}{_separator_hint(header, chr(9))}'
+    )
+  names = [_normalise_name(field.split(':')[0]) for field in header.split('\t')]
+  indices = []
+  for column in columns:
+    found = [k for k, name in enumerate(names) if name == _normalise_name(column.name)]
+    if not found:
+      raise DataError(
+        f'{path}, line 1: missing column {column.name!r}; expected a RecBole header like '
+        f'{RECBOLE_HEADER!r} (fields name:type), got {header!r}'
+      )
+    indices.append(found[0])
+  return indices
+
+
+def read_recbole_inter(path: str | os.PathLike, session_gap_seconds: float = 1800.0) -> Events:
+  """Reads a RecBole atomic `.inter` file and cuts each user's events into sessions.
+
+  The header names each tab-separated field as `name:type`, e.g. ML-100K's
+  `user_id:token\\titem_id:token\\trating:float\\ttimestamp:float`. Columns are found by the name
+  before the colon (in any order); other columns (rating, ...) are ignored. Each user's events
+  are ordered by time, ties in file order, and a new session starts when more than
+  `session_gap_seconds` pass since the user's previous event.
+
+  Args:
+    path: the `.inter` file.
+    session_gap_seconds: inactivity gap that ends a session.
+
+  Returns:
+    Raw events sorted by (session, time); session ids 1.. in (user, start time) order; `user` =
+    user_id (see `_user_numbers` for non-integer ids); `item` = item_id (int64, or str when the
+    ids are not all integers); `time` = timestamp in seconds.
+
+  Raises:
+    DataError: on a missing/empty file, a missing column, or a value that does not parse.
+  """
+  path = check_file(path)
+  columns = [
+    _Column('user_id', 'token'),
+    _Column('item_id', 'token'),
+    _Column('timestamp', 'float'),
+  ]
+  usecols = _recbole_columns(path, columns)
+  user, item, time = _read_columns(path, '\t', columns, usecols, skiprows=1)
+  return _sessionize_users(_user_numbers(user), _item_ids(item), time, session_gap_seconds, path)
+
+
+def _lastfm_track_keys(rows: list[bytes], columns: list[np.ndarray]) -> list[np.ndarray]:
+  """Chunk hook of `read_lastfm_1k`: the track id, or a key of the artist and track names."""
+  user, time, track, _ = columns
+  missing = np.flatnonzero(track == b'')  # [M] rows without a MusicBrainz track id
+  if len(missing):
+    track = track.copy()
+    for row in missing.tolist():
+      fields = rows[row].rstrip(b'\r\n').split(b'\t')
+      digest = hashlib.blake2b(fields[3] + b'\t' + fields[5], digest_size=16).hexdigest()
+      track[row] = b'name:' + digest.encode()
+  return [_shrink(user), time, _shrink(track)]
+
+
+def read_lastfm_1k(path: str | os.PathLike, session_gap_seconds: float = 1800.0) -> Events:
+  """Reads Last.fm-1K's `userid-timestamp-artid-artname-traid-traname.tsv` and sessionises it.
+
+  Lines are tab-separated `userid, timestamp, artid, artname, traid, traname`, e.g.
+  `user_000001\\t2009-05-03T15:10:18Z\\t<artist MBID>\\tMinus 8\\t<track MBID>\\tElysian Fields`,
+  with no header; a first line without a digit in its timestamp field is taken for a header and
+  skipped. The item is the track: its MusicBrainz id (traid) when present, else (about one play
+  in ten in the full data has none) `'name:'` followed by a 128-bit hash of artist and track
+  name, so that such plays still form stable, fixed-width item ids (names are unbounded text).
+  The file lists each user's plays newest first; rows are reversed before the stable
+  (user, time) sort so that plays with equal timestamps keep their chronological order.
+
+  Args:
+    path: the tsv file.
+    session_gap_seconds: inactivity gap that ends a session.
+
+  Returns:
+    Raw events sorted by (session, time); session ids 1.. in (user, start time) order; `user` =
+    the number in the user id ('user_000042' -> 42); `item` as str; `time` in unix seconds.
+
+  Raises:
+    DataError: on a missing/empty file, a line with fewer than 6 fields, a bad time or id.
+  """
+  path = check_file(path)
+  header = _first_line(path)
+  if '\t' not in header:
+    raise DataError(
+      f'{path}, line 1: expected tab-separated fields {LASTFM_1K_FIELDS!r}, got '
+      f'{header!r}{_separator_hint(header, chr(9))}'
+    )
+  has_header = not any(char.isdigit() for char in header.split('\t')[1])
+  columns = [
+    _Column('userid', 'token'),
+    _Column('timestamp', 'iso_time'),
+    _Column('traid', 'token'),
+    _Column('traname', 'free'),
+  ]
+  user, time, track = _read_columns(
+    path, '\t', columns, (0, 1, 4, 5), skiprows=int(has_header), chunk_hook=_lastfm_track_keys
+  )
+  user, time, track = user[::-1], time[::-1], track[::-1]
+  item = np.char.decode(track, 'utf-8', 'replace')
+  return _sessionize_users(_user_numbers(user), item, time, session_gap_seconds, path)
+
+
+def read_cosmetics_events(
+  path: str | os.PathLike,
+  event_types: Sequence[str] = ('view',),
+  use_session_ids: bool = True,
+  session_gap_seconds: float = 1800.0,
+) -> Events:
+  """Reads the Kaggle "eCommerce events history in cosmetics shop" CSV (one month per file).
+
+  Header: `event_time,event_type,product_id,category_id,category_code,brand,price,user_id,
+  user_session`, with times like `2019-12-01 00:00:00 UTC`. Sessions are the shop's
+  `user_session` ids (per user; rows without one are dropped), or, with `use_session_ids=False`,
+  each user's kept events cut at inactivity gaps of more than `session_gap_seconds`.
+
+  Args:
+    path: the CSV file.
+    event_types: event labels to keep (`view`, `cart`, `remove_from_cart`, `purchase`); empty
+      keeps all.
+    use_session_ids: take sessions from `user_session` rather than from time gaps.
+    session_gap_seconds: inactivity gap that ends a session when `use_session_ids` is False.
+
+  Returns:
+    Raw events sorted by (session, time); session ids 1.. in (user, start time) order; `user` =
+    user_id; `item` = product_id; `time` in unix seconds.
+
+  Raises:
+    DataError: on a missing/empty file, a missing column, a value that does not parse, or no
+      events of the kept types (with a session id).
+  """
+  path = check_file(path)
+  columns = [
+    _Column('event_time', 'utc_time'),
+    _Column('event_type', 'text'),
+    _Column('product_id', 'int'),
+    _Column('user_id', 'int'),
+  ]
+  if use_session_ids:
+    columns.append(_Column('user_session', 'token'))
+  usecols = _header_columns(path, ',', columns, COSMETICS_HEADER)
+  time, event, item, user, *key = _read_columns(path, ',', columns, usecols, skiprows=1)
+  keep = np.ones(len(time), bool)
+  if event_types:
+    keep = np.isin(np.char.strip(event), [kind.encode() for kind in event_types])
+    if not np.any(keep):
+      raise DataError(f'{path}: no events of type {list(event_types)} (column "event_type")')
+  if not use_session_ids:
+    return _sessionize_users(user[keep], item[keep], time[keep], session_gap_seconds, path)
+  key = np.char.strip(key[0])
+  keep &= key != b''
+  if not np.any(keep):
+    raise DataError(
+      f'{path}: no kept event has a user_session; use_session_ids=False cuts sessions by time'
+    )
+  return _number_given_sessions(user[keep], key[keep], item[keep], time[keep], path)
