@@ -2,6 +2,9 @@
 
     python experiments/results_table.py experiments/gru4rec_fidelity/results.jsonl \
       --metrics=test/recall@20,test/mrr@20
+    python experiments/results_table.py experiments/baselines/results.jsonl \
+      experiments/gru4rec_fidelity/results.jsonl --metrics=test/recall@20,test/mrr@20,fit_seconds \
+      --by_data
 """
 
 import collections
@@ -11,16 +14,34 @@ import numpy as np
 from absl import app, flags
 
 _METRICS = flags.DEFINE_list('metrics', ['test/recall@20', 'test/mrr@20'], 'Columns.')
+_BY_DATA = flags.DEFINE_bool('by_data', False, 'Keep the rows of each dataset together.')
 _REFERENCE = flags.DEFINE_string(
   'reference', '', 'JSON {label: {metric: value}} of published/official numbers to show beside.'
 )
 
 
-def table(records: list[dict], metrics: list[str], reference: dict | None = None) -> str:
-  """Markdown table with one row per (data, label): mean ± std over seeds, and the seed count."""
+def _mean_std(mean: float, std: float) -> str:
+  """4 decimals for metrics; 1 for values of 10 or more, such as seconds."""
+  digits = 4 if abs(mean) < 10 else 1
+  return f'{mean:.{digits}f} ± {std:.{digits}f}'
+
+
+def table(
+  records: list[dict], metrics: list[str], reference: dict | None = None, by_data: bool = False
+) -> str:
+  """Markdown table with one row per (data, label): mean ± std over seeds, and the seed count.
+
+  Rows come in order of first appearance; with `by_data`, rows of the same dataset are kept
+  together (datasets in order of first appearance), e.g. for baselines and a model read from two
+  files. A column may be any numeric record field, e.g. `fit_seconds`; records without it show '–'.
+  """
   groups = collections.OrderedDict()
+  data_order = {}
   for r in records:
+    data_order.setdefault(r.get('data', ''), len(data_order))
     groups.setdefault((r.get('data', ''), r['label']), []).append(r)
+  if by_data:
+    groups = dict(sorted(groups.items(), key=lambda item: data_order[item[0][0]]))  # stable
   head = ['data', 'model', 'seeds'] + metrics
   if reference:
     head += [f'reference {m}' for m in metrics] + [f'Δ {m}' for m in metrics]
@@ -32,7 +53,7 @@ def table(records: list[dict], metrics: list[str], reference: dict | None = None
       values = np.array([r[m] for r in rows if m in r], float)
       means[m] = values.mean() if len(values) else float('nan')
       std = values.std(ddof=1) if len(values) > 1 else 0.0
-      cells.append(f'{means[m]:.4f} ± {std:.4f}' if len(values) else '–')
+      cells.append(_mean_std(means[m], std) if len(values) else '–')
     if reference:
       ref = reference.get(label, {})
       cells += [f'{ref[m]:.4f}' if m in ref else '–' for m in metrics]
@@ -47,7 +68,7 @@ def main(argv):
     with open(path) as f:
       records += [json.loads(line) for line in f if line.strip()]
   reference = json.loads(_REFERENCE.value) if _REFERENCE.value else None
-  print(table(records, _METRICS.value, reference))
+  print(table(records, _METRICS.value, reference, by_data=_BY_DATA.value))
 
 
 if __name__ == '__main__':

@@ -45,6 +45,9 @@ def main(argv):
       'train_events_per_sec': result['train_events_per_sec_median'],
       'test_events_per_sec': result['test_events_per_sec'],
       'epochs': result['epochs'],
+      'wall_seconds': result['wall_seconds'],
+      # Baselines (seqrec.baselines) also report how long fitting and the test evaluation took.
+      **{k: result[k] for k in ('fit_seconds', 'test_seconds') if k in result},
     }
     print(json.dumps(record), flush=True)
     os.makedirs(os.path.dirname(_OUTPUT.value) or '.', exist_ok=True)

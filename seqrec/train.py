@@ -98,10 +98,34 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
         value = value[part]
       raise ConfigError(f'--config.{field}={value!r}: expected {expected}')
 
-  from seqrec import losses  # noqa: PLC0415 (only needed here)
+  from seqrec import baselines, losses  # noqa: PLC0415 (only needed here)
   from seqrec.models import MODELS  # noqa: PLC0415
 
-  check(config.model in MODELS, 'model', f'one of {sorted(MODELS)}')
+  check(
+    config.model in MODELS or config.model in baselines.BASELINES,
+    'model',
+    f'a model, one of {sorted(MODELS)}, or a baseline, one of {sorted(baselines.BASELINES)}',
+  )
+  check(config.eval.tie_mode in evaluation.MODES, 'eval.tie_mode', f'one of {evaluation.MODES}')
+  check(
+    len(config.eval.cutoffs) > 0 and all(int(k) > 0 for k in config.eval.cutoffs),
+    'eval.cutoffs',
+    'a non-empty tuple of positive K, e.g. "(5,10,20)"',
+  )
+  check(int(config.eval.batch_size) > 0, 'eval.batch_size', 'a positive integer')
+  if config.model in baselines.BASELINES:  # no GRU4Rec fields; the baseline checks its own
+    check(
+      'baseline' in config and config.model in config.baseline,
+      'model',
+      'a baseline with its hyperparameters in config.baseline.<model>',
+    )
+    try:
+      baselines.build_baseline(config.model, config.baseline[config.model], int(config.seed))
+    except baselines.ParamError as e:
+      raise ConfigError(
+        f'--config.baseline.{config.model}.{e.field}={e.value!r}: expected {e.expected}'
+      ) from e
+    return
   check(config.loss in losses.LOSSES, 'loss', f'one of {sorted(losses.LOSSES)}')
   check(
     len(config.layers) > 0 and all(int(u) > 0 for u in config.layers),
@@ -117,12 +141,6 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
   check(0.0 <= float(config.momentum) < 1.0, 'momentum', 'a number in [0, 1)')
   check(int(config.steps_per_call) > 0, 'steps_per_call', 'a positive integer')
   check(int(config.scan_unroll) > 0, 'scan_unroll', 'a positive integer')
-  check(config.eval.tie_mode in evaluation.MODES, 'eval.tie_mode', f'one of {evaluation.MODES}')
-  check(
-    len(config.eval.cutoffs) > 0 and all(int(k) > 0 for k in config.eval.cutoffs),
-    'eval.cutoffs',
-    'a non-empty tuple of positive K, e.g. "(5,10,20)"',
-  )
   names = {f'{m}@{k}' for m in ('recall', 'mrr', 'ndcg') for k in config.eval.cutoffs}
   check(config.early_stopping.metric in names, 'early_stopping.metric', f'one of {sorted(names)}')
 
@@ -131,11 +149,17 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """Trains `config.model` on `config.data`, evaluates it, and writes everything to `workdir`.
 
   A `workdir` holding a checkpoint of the same config and dataset is resumed from where it stopped.
+  A baseline (`config.model` in `seqrec.baselines.BASELINES`) is fitted and evaluated by
+  `seqrec.baselines.run` on the same data, targets and metrics instead.
 
   Returns:
     The final metrics (also written to `workdir/final_metrics.json`).
   """
   validate_config(config)
+  from seqrec import baselines  # noqa: PLC0415 (baselines.run imports this module)
+
+  if config.model in baselines.BASELINES:
+    return baselines.run(config, workdir)
   os.makedirs(workdir, exist_ok=True)
   t_start = time.perf_counter()
   data = load_session_data(config.data)

@@ -9,7 +9,7 @@ import pytest
 from absl import flags
 from ml_collections import config_flags
 
-from seqrec import evaluation, losses, train_step
+from seqrec import baselines, evaluation, losses, train, train_step
 from seqrec.configs import gru4rec_base
 from seqrec.data import FORMATS, DataOptions
 from seqrec.models import MODELS, build_model
@@ -47,12 +47,15 @@ def test_every_config_file_is_found():
   assert {'default.py', 'test.py', 'gru4rec_base.py', 'gru4rec_rsc15_100k.py'} <= names
 
 
+def is_baseline(config) -> bool:
+  return config.model in baselines.BASELINES
+
+
 @pytest.mark.parametrize('path', CONFIG_FILES, ids=lambda p: p.stem)
 def test_config_loads_and_validates(path):
   config = load_config(path)
   assert config.is_locked
-  assert config.model in MODELS
-  assert config.loss in losses.LOSSES
+  assert config.model in MODELS or is_baseline(config)
   assert config.eval.tie_mode in evaluation.MODES
   assert config.data.format in FORMATS
 
@@ -60,6 +63,18 @@ def test_config_loads_and_validates(path):
   known = {f.name for f in dataclasses.fields(DataOptions)}
   assert set(config.data.keys()) <= known, set(config.data.keys()) - known
   DataOptions.from_config(config.data)
+  train.validate_config(config)
+
+  if is_baseline(config):
+    # Every baseline's hyperparameters are present and accepted, whichever --config.model picks.
+    assert set(config.baseline.keys()) == set(baselines.BASELINES)
+    for name in baselines.BASELINES:
+      baselines.build_baseline(name, config.baseline[name], seed=int(config.seed))
+    assert isinstance(config.eval.batch_size, int) and config.eval.batch_size > 0
+    assert config.eval.cutoffs and all(isinstance(k, int) and k > 0 for k in config.eval.cutoffs)
+    return
+
+  assert config.loss in losses.LOSSES
 
   assert isinstance(config.layers, tuple) and config.layers
   assert all(isinstance(u, int) and u > 0 for u in config.layers)
@@ -86,6 +101,12 @@ def test_config_loads_and_validates(path):
 
 @pytest.mark.parametrize('path', CONFIG_FILES, ids=lambda p: p.stem)
 def test_config_accepts_command_line_overrides(path):
+  if is_baseline(load_config(path)):
+    config = load_config(
+      path, '--config.model=vsknn', '--config.data.seed=3', '--config.baseline.vsknn.k=7'
+    )
+    assert (config.model, config.data.seed, config.baseline.vsknn.k) == ('vsknn', 3, 7)
+    return
   config = load_config(path, '--config.n_epochs=1', '--config.data.seed=3', '--config.layers=(8,)')
   assert (config.n_epochs, config.data.seed, config.layers) == (1, 3, (8,))
 
