@@ -13,7 +13,7 @@ import numpy as np
 from absl import logging
 from flax import nnx
 
-from seqrec import checkpointing, evaluation, reporting, train_step
+from seqrec import checkpointing, evaluation, reporting, sharding, train_step
 from seqrec.data import SessionData, load_session_data
 from seqrec.data.session_parallel import build_schedule, session_order_by_start_time
 from seqrec.models import build_model
@@ -187,7 +187,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     order=session_order_by_start_time(offsets, np.asarray(train_events.time)),
     steps_multiple=steps_per_call,
   )
-  arrays = {k: jnp.asarray(v) for k, v in schedule.arrays().items()}
+  try:
+    mesh = sharding.make_mesh(int(config.num_devices), batch_size)
+  except ValueError as e:
+    raise ConfigError(str(e)) from None
+  arrays = sharding.shard_schedule(schedule.arrays(), mesh)
   counts = np.bincount(np.asarray(train_events.item), minlength=data.n_items)
   chunk_fn = train_step.make_train_chunk(
     graphdef, train_step.step_config(config), counts, steps_per_call, int(config.scan_unroll)
@@ -210,6 +214,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     state, meta = ckpts.restore('latest', state)
     progress = Progress(**meta['progress'])
     logging.info('resumed from %s at epoch %d chunk %d', workdir, progress.epoch, progress.chunk)
+  state = sharding.place_state(state, mesh)
   # Written only once the workdir is known to be this run's, so a refused run leaves it intact.
   with open(os.path.join(workdir, 'config.json'), 'w') as f:
     f.write(config.to_json(indent=2))

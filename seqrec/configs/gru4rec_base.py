@@ -73,6 +73,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.n_epochs = 10
   # seqrec's own knobs.
   config.steps_per_call = 128  # steps per compiled lax.scan call
+  config.num_devices = 1  # data-parallel mesh over this many local devices (0: all)
   config.scan_unroll = 1  # steps per loop iteration inside a call (speed only, same numbers)
   config.checkpoint_every_secs = 600.0  # mid-epoch checkpoints of long epochs (0: epoch ends only)
   config.eval = ml_collections.ConfigDict(
