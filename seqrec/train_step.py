@@ -5,7 +5,8 @@ draw `n_sample` negatives shared by the batch (popularity^sample_alpha), score e
 the batch's targets plus the negatives, take the loss (summed over slots, divided by the fixed
 batch size), and apply Adagrad with momentum: densely to the GRU weights, row-sparsely to the item
 tables (only rows looked up in the step move). The hidden state is carried to the next step
-without gradient, like the official code's `detach`.
+without gradient, like the official code's `detach`. The model-independent body of the step
+(`make_step_core`) is shared with HRNN's user-parallel update (`seqrec.user_train_step`).
 """
 
 import dataclasses
@@ -103,24 +104,31 @@ def sampling_cdf(item_counts: jax.Array, sample_alpha: float) -> jax.Array:
   return cdf.at[-1].set(1.0).astype(jnp.float32)
 
 
-def make_update_fn(graphdef: nnx.GraphDef, cfg: StepConfig, item_counts: jax.Array) -> Callable:
-  """Builds the pure one-step `update(state, batch) -> (state, [loss_sum, n_valid])`.
+def step_is_active(valid: jax.Array, cfg: StepConfig) -> jax.Array:
+  """[] bool: whether the official code would take this step at all.
 
-  `batch` holds one step's `[B]` inputs/targets/valid/reset. `make_train_chunk` scans it; tests
-  call it step by step.
+  A step it would not take changes nothing: one with no valid slot (the padded tail of an epoch),
+  or, with in-batch negatives only, one with fewer than 2 slots (where it ends the epoch).
   """
-  loss_fn = bind_loss(cfg)
+  return valid.sum() >= (2 if cfg.n_sample == 0 else 1)
+
+
+def make_output_set(cfg: StepConfig, item_counts: jax.Array) -> Callable:
+  """Builds `output_set(targets, valid, key) -> (cols, col_valid, positive, log_q)`.
+
+  The output columns of a step: the batch's targets plus `n_sample` negatives shared by the
+  batch, drawn from popularity**sample_alpha (`n_sample=0`: in-batch negatives only; `-1`: the
+  whole catalogue). `positive` is each slot's column, `log_q` the log sampling probability of each
+  column (up to a constant) for the logQ correction.
+  """
   counts = jnp.asarray(item_counts, jnp.float32)
   n_items = counts.shape[0]
   log_pop = jnp.log(jnp.maximum(counts, 1.0))  # [N]
   cdf = sampling_cdf(item_counts, cfg.sample_alpha) if cfg.n_sample > 0 else None
-  full_catalogue = cfg.n_sample < 0
-  dense_tx = optim.dense_adagrad_momentum(cfg.learning_rate, cfg.momentum)
 
   def output_set(targets, valid, key):
-    """Item ids of the output columns, their validity, the positive column, log q per column."""
     batch = targets.shape[0]
-    if full_catalogue:
+    if cfg.n_sample < 0:
       cols = jnp.arange(n_items, dtype=jnp.int32)
       return cols, jnp.ones((n_items,), bool), targets, log_pop
     positive = jnp.arange(batch, dtype=jnp.int32)
@@ -133,19 +141,99 @@ def make_update_fn(graphdef: nnx.GraphDef, cfg: StepConfig, item_counts: jax.Arr
     log_q = jnp.concatenate([log_pop[targets], cfg.sample_alpha * log_pop[negatives]])
     return cols, col_valid, positive, log_q
 
-  def update(state: TrainState, batch: dict[str, jax.Array]) -> tuple[TrainState, jax.Array]:
-    inputs, targets, valid, reset = (
-      batch['inputs'],
-      batch['targets'],
-      batch['valid'],
-      batch['reset'],
+  return output_set
+
+
+def apply_dense_update(
+  dense_tx: optax.GradientTransformation,
+  grads: nnx.State,
+  dense: nnx.State,
+  dense_opt: Any,
+  active: jax.Array,
+) -> tuple[nnx.State, Any]:
+  """Dense Adagrad with momentum on the non-table weights; an inactive step keeps them."""
+  updates, new_opt = dense_tx.update(grads, dense_opt, dense)
+  new_dense = optax.apply_updates(dense, updates)
+  # Momentum would move the dense weights even on a zero gradient; keep them (small arrays).
+  return jax.tree.map(
+    lambda new, old: jnp.where(active, new, old), (new_dense, new_opt), (dense, dense_opt)
+  )
+
+
+def apply_table_updates(
+  cfg: StepConfig,
+  input_table: str,
+  tables: nnx.State,
+  table_opt: dict[str, optim.RowSparseState],
+  in_idx: jax.Array,
+  out_idx: jax.Array,
+  grads: tuple[jax.Array, jax.Array, jax.Array],
+) -> tuple[nnx.State, dict[str, optim.RowSparseState]]:
+  """Row-sparse Adagrad with momentum on the rows of the item tables looked up in the step.
+
+  Args:
+    cfg: the step's hyperparameters.
+    input_table: the table input ids are looked up in (`model.input_table`).
+    tables: the item tables.
+    table_opt: their optimiser states.
+    in_idx: [B] input ids, N (the dropped sentinel) where the slot takes no update.
+    out_idx: [K] output column ids, N where the column takes no update.
+    grads: gradients w.r.t. ([B, D_in] input rows, [K, D] output rows, [K] output biases).
+
+  Returns:
+    (new tables, new optimiser states).
+  """
+  g_in, g_out, g_bias = grads
+  batch_size = in_idx.shape[0]
+  n_items = tables['item_out'].get_value().shape[0]
+  new_tables = dict(tables.items())
+  new_opt = dict(table_opt)
+  hyper = dict(learning_rate=cfg.learning_rate, momentum=cfg.momentum)
+
+  def apply(name, rows, inverse, grads):
+    new_value, new_opt[name] = optim.apply_row_sparse(
+      new_tables[name].get_value(), table_opt[name], rows, inverse, grads, **hyper
     )
+    new_tables[name] = new_tables[name].replace(new_value)
+
+  # The output table and its bias share one coalescing of the looked-up ids (one sort per step).
+  if input_table == 'item_out':  # constrained: inputs are rows of the output table
+    rows, inverse = optim.coalesce(jnp.concatenate([in_idx, out_idx]), n_items)
+    apply('item_out', rows, inverse, jnp.concatenate([g_in, g_out]))
+    out_inverse = inverse[batch_size:]
+    # The bias is looked up for output columns only: rows reached by inputs alone stay frozen.
+    hit = jnp.zeros(rows.shape, bool).at[out_inverse].set(True)
+    apply('item_bias', jnp.where(hit, rows, n_items), out_inverse, g_bias)
+  else:
+    rows, inverse = optim.coalesce(out_idx, n_items)
+    apply('item_out', rows, inverse, g_out)
+    apply('item_bias', rows, inverse, g_bias)
+    apply('item_in', *optim.coalesce(in_idx, n_items), g_in)
+  return nnx.State(new_tables), new_opt
+
+
+def make_step_core(graphdef: nnx.GraphDef, cfg: StepConfig, item_counts: jax.Array) -> Callable:
+  """Builds the model-independent body of one update, shared by GRU4Rec and HRNN steps.
+
+  `core(state, batch, forward) -> (params, carry, stats)`: `state` has the `TrainState`
+  parameter fields, `batch` one step's `[B]` inputs/targets/valid, and
+  `forward(net, in_rows, key) -> (out [B, D], carry)` runs the model on the step's input rows
+  from the caller's recurrent state (`key` is the step's dropout key). The core draws the
+  negatives, differentiates the loss w.r.t. the dense weights and the looked-up table rows, and
+  applies the dense and row-sparse updates (none at all in an inactive step). It returns the new
+  `params` (`tables`, `dense`, `dense_opt`, `table_opt`, a dict to `dataclasses.replace` into
+  the state), the new recurrent `carry` without gradient, and `stats` `[loss_sum, n_valid]`.
+  """
+  loss_fn = bind_loss(cfg)
+  n_items = jnp.asarray(item_counts).shape[0]
+  output_set = make_output_set(cfg, item_counts)
+  dense_tx = optim.dense_adagrad_momentum(cfg.learning_rate, cfg.momentum)
+
+  def core(state, batch: dict[str, jax.Array], forward: Callable):
+    inputs, targets, valid = batch['inputs'], batch['targets'], batch['valid']
     batch_size = inputs.shape[0]
-    # A step the official code would not take changes nothing: no valid slot (the padded tail of
-    # an epoch), or, with in-batch negatives only, fewer than 2 slots (where it ends the epoch).
-    active = valid.sum() >= (2 if cfg.n_sample == 0 else 1)
+    active = step_is_active(valid, cfg)
     valid = valid & active
-    hidden = tuple(jnp.where(reset[:, None], 0.0, h) for h in state.hidden)
     key = jax.random.fold_in(state.rng, state.step)
     key_neg, key_drop = jax.random.split(key)
     cols, col_valid, positive, log_q = output_set(targets, valid, key_neg)
@@ -156,62 +244,59 @@ def make_update_fn(graphdef: nnx.GraphDef, cfg: StepConfig, item_counts: jax.Arr
 
     def objective(dense, in_rows, out_rows, out_bias):
       net = nnx.merge(graphdef, state.tables, dense)
-      out, new_hidden = net.step(in_rows, hidden, key_drop)
+      out, carry = forward(net, in_rows, key_drop)
       scores = net.score_rows(out, out_rows, out_bias)  # [B, K]
       total = loss_fn(scores, valid, col_valid, positive, col_log_q=log_q)
-      return total / batch_size, (new_hidden, total)
+      return total / batch_size, (carry, total)
 
     grad_fn = jax.grad(objective, argnums=(0, 1, 2, 3), has_aux=True)
-    (g_dense, g_in, g_out, g_bias), (new_hidden, total) = grad_fn(
-      state.dense, in_rows, out_rows, out_bias
-    )
-    dense_updates, dense_opt = dense_tx.update(g_dense, state.dense_opt, state.dense)
-    dense = optax.apply_updates(state.dense, dense_updates)
-    # Momentum would move the dense weights even on a zero gradient; keep them (small arrays).
-    dense, dense_opt = jax.tree.map(
-      lambda new, old: jnp.where(active, new, old),
-      (dense, dense_opt),
-      (state.dense, state.dense_opt),
-    )
-
-    # Row-sparse updates of the item tables, padding slots mapped to the dropped sentinel N. The
-    # output table and its bias share one coalescing of the looked-up ids (one sort per step).
+    (g_dense, *g_rows), (carry, total) = grad_fn(state.dense, in_rows, out_rows, out_bias)
+    dense, dense_opt = apply_dense_update(dense_tx, g_dense, state.dense, state.dense_opt, active)
+    # Padding slots are mapped to the dropped sentinel N (the negatives too, when inactive).
     in_idx = jnp.where(valid, inputs, n_items)  # [B]
-    out_idx = jnp.where(col_valid & active, cols, n_items)  # [K] (negatives too, when inactive)
-    tables = dict(state.tables.items())
-    table_opt = dict(state.table_opt)
-    hyper = dict(learning_rate=cfg.learning_rate, momentum=cfg.momentum)
-
-    def apply(name, rows, inverse, grads):
-      new_value, table_opt[name] = optim.apply_row_sparse(
-        tables[name].get_value(), state.table_opt[name], rows, inverse, grads, **hyper
-      )
-      tables[name] = tables[name].replace(new_value)
-
-    if model.input_table == 'item_out':  # constrained: inputs are rows of the output table
-      rows, inverse = optim.coalesce(jnp.concatenate([in_idx, out_idx]), n_items)
-      apply('item_out', rows, inverse, jnp.concatenate([g_in, g_out]))
-      out_inverse = inverse[batch_size:]
-      # The bias is looked up for output columns only: rows reached by inputs alone stay frozen.
-      hit = jnp.zeros(rows.shape, bool).at[out_inverse].set(True)
-      apply('item_bias', jnp.where(hit, rows, n_items), out_inverse, g_bias)
-    else:
-      rows, inverse = optim.coalesce(out_idx, n_items)
-      apply('item_out', rows, inverse, g_out)
-      apply('item_bias', rows, inverse, g_bias)
-      apply('item_in', *optim.coalesce(in_idx, n_items), g_in)
-    new_state = TrainState(
-      step=state.step + 1,
-      tables=nnx.State(tables),
-      dense=dense,
-      dense_opt=dense_opt,
-      table_opt=table_opt,
-      hidden=jax.lax.stop_gradient(new_hidden),
-      rng=state.rng,
+    out_idx = jnp.where(col_valid & active, cols, n_items)  # [K]
+    tables, table_opt = apply_table_updates(
+      cfg, model.input_table, state.tables, state.table_opt, in_idx, out_idx, tuple(g_rows)
     )
-    return new_state, jnp.stack([total, valid.sum().astype(jnp.float32)])
+    params = dict(tables=tables, dense=dense, dense_opt=dense_opt, table_opt=table_opt)
+    stats = jnp.stack([total, valid.sum().astype(jnp.float32)])
+    return params, jax.lax.stop_gradient(carry), stats
+
+  return core
+
+
+def make_update_fn(graphdef: nnx.GraphDef, cfg: StepConfig, item_counts: jax.Array) -> Callable:
+  """Builds the pure one-step `update(state, batch) -> (state, [loss_sum, n_valid])`.
+
+  `batch` holds one step's `[B]` inputs/targets/valid/reset. `make_train_chunk` scans it; tests
+  call it step by step.
+  """
+  core = make_step_core(graphdef, cfg, item_counts)
+
+  def update(state: TrainState, batch: dict[str, jax.Array]) -> tuple[TrainState, jax.Array]:
+    hidden = tuple(jnp.where(batch['reset'][:, None], 0.0, h) for h in state.hidden)
+
+    def forward(net, in_rows, key):
+      return net.step(in_rows, hidden, key)
+
+    params, new_hidden, stats = core(state, batch, forward)
+    return dataclasses.replace(state, step=state.step + 1, hidden=new_hidden, **params), stats
 
   return update
+
+
+def scan_chunk(update: Callable, steps_per_call: int, unroll: int = 1) -> Callable:
+  """Jits `chunk(state, arrays, start)`: `update` scanned over steps `start ..` of `[T, B]` arrays.
+
+  Returns `(state, stats summed over the chunk)`, donating `state`.
+  """
+
+  def train_chunk(state, arrays: dict[str, jax.Array], start: jax.Array):
+    window = {k: jax.lax.dynamic_slice_in_dim(v, start, steps_per_call) for k, v in arrays.items()}
+    state, stats = jax.lax.scan(update, state, window, unroll=unroll)  # stats [steps, 2]
+    return state, stats.sum(axis=0)
+
+  return jax.jit(train_chunk, donate_argnums=0)
 
 
 def make_train_chunk(
@@ -228,11 +313,4 @@ def make_train_chunk(
   loop iterations, each a device-side loop test, for the same steps). `stats` is
   `[loss_sum, n_valid]` summed over the chunk.
   """
-  update = make_update_fn(graphdef, cfg, item_counts)
-
-  def train_chunk(state: TrainState, arrays: dict[str, jax.Array], start: jax.Array):
-    window = {k: jax.lax.dynamic_slice_in_dim(v, start, steps_per_call) for k, v in arrays.items()}
-    state, stats = jax.lax.scan(update, state, window, unroll=unroll)  # stats [steps, 2]
-    return state, stats.sum(axis=0)
-
-  return jax.jit(train_chunk, donate_argnums=0)
+  return scan_chunk(make_update_fn(graphdef, cfg, item_counts), steps_per_call, unroll)

@@ -69,6 +69,10 @@ class GRU4Rec(nnx.Module):
     constrained_embedding: share the output table Wy as the input embedding (takes precedence).
     dropout_p_embed: dropout on the input embedding.
     dropout_p_hidden: dropout on each GRU layer's output.
+    context_features: width C of an optional per-slot context vector fed with the input to the
+      first GRU layer at every step (concatenated to the input; in one-hot mode through its own
+      [C, 3*H0] weights). 0 (the default) for none. HRNN's `all` variant feeds its user state
+      here.
     rngs: parameter RNG.
   """
 
@@ -80,6 +84,7 @@ class GRU4Rec(nnx.Module):
     constrained_embedding: bool = True,
     dropout_p_embed: float = 0.0,
     dropout_p_hidden: float = 0.0,
+    context_features: int = 0,
     *,
     rngs: nnx.Rngs,
   ):
@@ -89,6 +94,7 @@ class GRU4Rec(nnx.Module):
     self.layers = tuple(int(u) for u in layers)
     self.dropout_p_embed = float(dropout_p_embed)
     self.dropout_p_hidden = float(dropout_p_hidden)
+    self.context_features = int(context_features)
     if constrained_embedding:
       self.mode = 'constrained'
       n_input = self.layers[-1]
@@ -109,9 +115,13 @@ class GRU4Rec(nnx.Module):
       self.item_in = ItemTable(glorot_blocks(rngs.params(), n_items, h0, 3))
       self.onehot_w_hh = nnx.Param(glorot_blocks(rngs.params(), h0, h0, 3))  # [H0, 3H0]
       self.onehot_b = nnx.Param(jnp.zeros((3 * h0,), jnp.float32))
+      if self.context_features:
+        self.onehot_w_ctx = nnx.Param(
+          glorot_blocks(rngs.params(), self.context_features, h0, 3)
+        )  # [C, 3H0]
     first = 1 if self.mode == 'onehot' else 0
     for i in range(first, len(self.layers)):
-      fan_in = self.layers[i - 1] if i > 0 else n_input
+      fan_in = self.layers[i - 1] if i > 0 else n_input + self.context_features
       cells.append(GRUCell(fan_in, self.layers[i], rngs=rngs))
     self.cells = nnx.List(cells)
 
@@ -136,7 +146,11 @@ class GRU4Rec(nnx.Module):
   # -- Forward --------------------------------------------------------------------------------
 
   def step(
-    self, in_rows: jax.Array, hidden: Hidden, key: jax.Array | None = None
+    self,
+    in_rows: jax.Array,
+    hidden: Hidden,
+    key: jax.Array | None = None,
+    context: jax.Array | None = None,
   ) -> tuple[jax.Array, Hidden]:
     """One event for every slot.
 
@@ -144,16 +158,22 @@ class GRU4Rec(nnx.Module):
       in_rows: [B, D_in] rows of the input table for the current items.
       hidden: per-layer states, each [B, H_l].
       key: dropout key; None for evaluation (no dropout).
+      context: [B, C] context fed to the first layer with the input (not dropped out), for a
+        model built with `context_features` C > 0; None stands for zeros.
 
     Returns:
       (out [B, H_last] final representation, new hidden states).
     """
     n_drop = 1 + len(self.layers)
     keys = (None,) * n_drop if key is None else tuple(jax.random.split(key, n_drop))
+    if self.context_features and context is None:
+      context = jnp.zeros((in_rows.shape[0], self.context_features), in_rows.dtype)
     new_hidden = []
     if self.mode == 'onehot':
       h_prev = hidden[0]
       vx = in_rows + self.onehot_b[...]  # [B, 3H0]
+      if self.context_features:
+        vx = vx + context @ self.onehot_w_ctx[...]
       vh = h_prev @ self.onehot_w_hh[...]  # [B, 3H0]
       vx_x, vx_r, vx_z = jnp.split(vx, 3, axis=-1)
       vh_x, vh_r, vh_z = jnp.split(vh, 3, axis=-1)
@@ -164,6 +184,8 @@ class GRU4Rec(nnx.Module):
       new_hidden.append(x)
     else:
       x = dropout(in_rows, self.dropout_p_embed, keys[0])
+      if self.context_features:
+        x = jnp.concatenate([x, context], axis=-1)  # [B, D_in + C]
     first = len(new_hidden)
     for j, cell in enumerate(self.cells):
       x = dropout(cell(x, hidden[first + j]), self.dropout_p_hidden, keys[1 + j])
