@@ -5,6 +5,7 @@ Any config field can be overridden on the command line, e.g. `--config.layers="(
 """
 
 import json
+import re
 import sys
 
 from absl import app, flags, logging
@@ -54,11 +55,22 @@ def main(argv):
   print(summary(result))
 
 
+_METRIC_KEY = re.compile(r'(?:(?P<prefix>\w+)/)?(?P<name>[a-z]+)@(?P<k>\d+)(?:/(?P<suffix>\w+))?')
+
+
 def summary(result: dict) -> str:
   """A short human-readable comparison of the model and the popularity baseline on test."""
   model, pop = result['test'], result['popularity_test']
+  # Keys look like `recall@20`, `recall@5/first1` (HRNN) or `sampled100_uniform/ndcg@10`.
+  parsed = {k: _METRIC_KEY.fullmatch(k) for k in model}
   names = sorted(
-    (k for k in model if k != 'count'), key=lambda k: (k.split('@')[0], int(k.split('@')[1]))
+    (k for k, m in parsed.items() if m),
+    key=lambda k: (
+      parsed[k]['prefix'] or '',
+      parsed[k]['suffix'] or '',
+      parsed[k]['name'],
+      int(parsed[k]['k']),
+    ),
   )
   width = max(len(k) for k in names)
   lines = [f'{"test metric":<{width}}  {"model":>8}  {"POP":>8}']

@@ -45,7 +45,10 @@ def shard_schedule(arrays: dict, mesh: Mesh | None) -> dict:
 
 
 def place_state(state, mesh: Mesh | None):
-  """Replicates a train state over the mesh, except its hidden states (`[B, H]`, split along B)."""
+  """Replicates a train state over the mesh, except its per-slot states, split along B.
+
+  The per-slot states are `hidden` (`[B, H]` each) and, for HRNN, `user_hidden` (`[B, U]`).
+  """
   if mesh is None:
     return state
   replicated = NamedSharding(mesh, PartitionSpec())
@@ -53,4 +56,6 @@ def place_state(state, mesh: Mesh | None):
   hidden = tuple(jax.device_put(h, by_slot) for h in state.hidden)
   rest = jax.device_put(state, replicated)
   rest.hidden = hidden
+  if hasattr(rest, 'user_hidden'):
+    rest.user_hidden = jax.device_put(state.user_hidden, by_slot)
   return rest

@@ -5,6 +5,7 @@ import hashlib
 import json
 import os
 import time
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -42,6 +43,11 @@ def fingerprint(config: ml_collections.ConfigDict, data: SessionData) -> dict:
     'vocab_sha256': vocab_hash,
     'layers': [int(u) for u in config.layers],
     'batch_size': int(config.batch_size),
+    **(
+      {'user_units': int(config.user_units), 'user_propagation': config.user_propagation_mode}
+      if config.model == 'hrnn'
+      else {}
+    ),
   }
 
 
@@ -141,40 +147,75 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
   check(0.0 <= float(config.momentum) < 1.0, 'momentum', 'a number in [0, 1)')
   check(int(config.steps_per_call) > 0, 'steps_per_call', 'a positive integer')
   check(int(config.scan_unroll) > 0, 'scan_unroll', 'a positive integer')
+  if config.model == 'hrnn':
+    from seqrec.data.user_sessions import USER_FORMATS  # noqa: PLC0415
+    from seqrec.models.hrnn import USER_PROPAGATION_MODES  # noqa: PLC0415
+
+    check(
+      config.data.get('format', '') in USER_FORMATS,
+      'data.format',
+      f'user-session data for HRNN, one of {USER_FORMATS}',
+    )
+
+    check(int(config.user_units) > 0, 'user_units', 'a positive integer')
+    check(
+      config.user_propagation_mode in USER_PROPAGATION_MODES,
+      'user_propagation_mode',
+      f'one of {USER_PROPAGATION_MODES}',
+    )
+    for name in ('dropout_p_user', 'dropout_p_init'):
+      check(0.0 <= float(config[name]) < 1.0, name, 'a probability in [0, 1)')
   names = {f'{m}@{k}' for m in ('recall', 'mrr', 'ndcg') for k in config.eval.cutoffs}
   check(config.early_stopping.metric in names, 'early_stopping.metric', f'one of {sorted(names)}')
 
 
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
-  """Trains `config.model` on `config.data`, evaluates it, and writes everything to `workdir`.
+@dataclasses.dataclass
+class Task:
+  """What the training loop needs from one kind of data and model.
 
-  A `workdir` holding a checkpoint of the same config and dataset is resumed from where it stopped.
-  A baseline (`config.model` in `seqrec.baselines.BASELINES`) is fitted and evaluated by
-  `seqrec.baselines.run` on the same data, targets and metrics instead.
-
-  Returns:
-    The final metrics (also written to `workdir/final_metrics.json`).
+  Attributes:
+    data: the dataset (`SessionData`, or its subclass `UserSessionData`).
+    graphdef: the model's structure; parameters are `state.tables` and `state.dense`.
+    arrays: the epoch's `[T, B]` schedule arrays, placed on the devices.
+    n_chunks: compiled calls per epoch.
+    chunk_fn: `chunk_fn(state, arrays, start) -> (state, [loss_sum, n_valid])`.
+    state: the initial train state (placed on the devices).
+    reset_carry: `state -> state` with the recurrent states zeroed (at each epoch start).
+    evaluate: `evaluate(model, split) -> metrics` for split 'valid' or 'test'.
+    has_valid: whether the data has a validation split.
   """
-  validate_config(config)
-  from seqrec import baselines  # noqa: PLC0415 (baselines.run imports this module)
 
-  if config.model in baselines.BASELINES:
-    return baselines.run(config, workdir)
-  os.makedirs(workdir, exist_ok=True)
-  t_start = time.perf_counter()
+  data: SessionData
+  graphdef: nnx.GraphDef
+  arrays: dict
+  n_chunks: int
+  chunk_fn: Callable
+  state: train_step.TrainState
+  reset_carry: Callable
+  evaluate: Callable
+  has_valid: bool
+
+
+def zero_carry(state):
+  """The state with every recurrent state (`hidden`, and `user_hidden` if any) set to zero."""
+  carry = {'hidden': tuple(jnp.zeros_like(h) for h in state.hidden)}
+  if hasattr(state, 'user_hidden'):
+    carry['user_hidden'] = jnp.zeros_like(state.user_hidden)
+  return dataclasses.replace(state, **carry)
+
+
+def make_mesh(config: ml_collections.ConfigDict):
+  """The data-parallel mesh of `--config.num_devices`."""
+  try:
+    return sharding.make_mesh(int(config.num_devices), int(config.batch_size))
+  except ValueError as e:
+    raise ConfigError(str(e)) from None
+
+
+def build_session_task(config: ml_collections.ConfigDict) -> Task:
+  """GRU4Rec on session data: session-parallel epochs, session-parallel evaluation."""
   data = load_session_data(config.data)
   train_events = training_events(data)
-  eval_events = data.valid if data.valid is not None else data.test
-  eval_split = 'valid' if data.valid is not None else 'test'
-  logging.info(
-    'data %s: %d items; train %d events / %d sessions; %s %d events',
-    data.name,
-    data.n_items,
-    train_events.num_events,
-    train_events.num_sessions,
-    eval_split,
-    eval_events.num_events,
-  )
   model = build_model(config, data.n_items, seed=int(config.seed))
   graphdef, _, _ = nnx.split(model, ItemTable, nnx.Param)
   batch_size = int(config.batch_size)
@@ -187,11 +228,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     order=session_order_by_start_time(offsets, np.asarray(train_events.time)),
     steps_multiple=steps_per_call,
   )
-  try:
-    mesh = sharding.make_mesh(int(config.num_devices), batch_size)
-  except ValueError as e:
-    raise ConfigError(str(e)) from None
-  arrays = sharding.shard_schedule(schedule.arrays(), mesh)
+  mesh = make_mesh(config)
   counts = np.bincount(np.asarray(train_events.item), minlength=data.n_items)
   chunk_fn = train_step.make_train_chunk(
     graphdef, train_step.step_config(config), counts, steps_per_call, int(config.scan_unroll)
@@ -199,6 +236,50 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   state = train_step.init_train_state(
     model, batch_size, float(config.momentum), jax.random.PRNGKey(int(config.seed))
   )
+
+  def evaluate_split(model, split: str) -> dict[str, float]:
+    return evaluate(model, data.valid if split == 'valid' else data.test, config)
+
+  return Task(
+    data=data,
+    graphdef=graphdef,
+    arrays=sharding.shard_schedule(schedule.arrays(), mesh),
+    n_chunks=schedule.chunks(steps_per_call),
+    chunk_fn=chunk_fn,
+    state=sharding.place_state(state, mesh),
+    reset_carry=zero_carry,
+    evaluate=evaluate_split,
+    has_valid=data.valid is not None,
+  )
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
+  """Trains `config.model` on `config.data`, evaluates it, and writes everything to `workdir`.
+
+  A `workdir` holding a checkpoint of the same config and dataset is resumed from where it stopped.
+  A baseline (`config.model` in `seqrec.baselines.BASELINES`) is fitted and evaluated by
+  `seqrec.baselines.run` on the same data, targets and metrics instead. User-session data
+  (`config.data.format` in `USER_FORMATS`: HRNN, or GRU4Rec on the same sessions) is laid out by
+  `seqrec.user_train.build_user_task`.
+
+  Returns:
+    The final metrics (also written to `workdir/final_metrics.json`).
+  """
+  validate_config(config)
+  from seqrec import baselines, user_train  # noqa: PLC0415 (both import this module)
+
+  if config.model in baselines.BASELINES:
+    return baselines.run(config, workdir)
+  os.makedirs(workdir, exist_ok=True)
+  t_start = time.perf_counter()
+  if user_train.is_user_data(config):
+    task = user_train.build_user_task(config)
+  else:
+    task = build_session_task(config)
+  data, graphdef, state = task.data, task.graphdef, task.state
+  eval_split = 'valid' if task.has_valid else 'test'
+  logging.info('data %s: %d items', data.name, data.n_items)
+  steps_per_call = int(config.steps_per_call)
 
   ckpts = checkpointing.RunCheckpoints(workdir)
   writer = reporting.MetricsWriter(workdir)
@@ -213,8 +294,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
       )
     state, meta = ckpts.restore('latest', state)
     progress = Progress(**meta['progress'])
+    state = sharding.place_state(state, make_mesh(config))
     logging.info('resumed from %s at epoch %d chunk %d', workdir, progress.epoch, progress.chunk)
-  state = sharding.place_state(state, mesh)
   # Written only once the workdir is known to be this run's, so a refused run leaves it intact.
   with open(os.path.join(workdir, 'config.json'), 'w') as f:
     f.write(config.to_json(indent=2))
@@ -225,19 +306,19 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     ckpts.save(kind, int(state.step), tree, meta)
 
   es = config.early_stopping
-  n_chunks = schedule.chunks(steps_per_call)
+  n_chunks = task.n_chunks
   ckpt_every = float(config.checkpoint_every_secs)
   while progress.epoch < int(config.n_epochs):
     epoch = progress.epoch
     if progress.chunk == 0:  # the official code starts every epoch from a zero hidden state
-      state.hidden = tuple(jnp.zeros_like(h) for h in state.hidden)
+      state = task.reset_carry(state)
     bar = reporting.Progress(n_chunks, f'epoch {epoch + 1}/{config.n_epochs}')
     t0 = time.perf_counter()
     last_ckpt = t0
     pending = []
     first_chunk = progress.chunk
     for c in range(first_chunk, n_chunks):
-      state, stats = chunk_fn(state, arrays, jnp.int32(c * steps_per_call))
+      state, stats = task.chunk_fn(state, task.arrays, jnp.int32(c * steps_per_call))
       pending.append(stats)
       progress.chunk = c + 1
       if bar.due() or c == n_chunks - 1:
@@ -266,7 +347,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     if run_eval:
       model_now = nnx.merge(graphdef, state.tables, state.dense)
       t_eval = time.perf_counter()
-      metrics = evaluate(model_now, eval_events, config)
+      metrics = task.evaluate(model_now, eval_split)
       scalars.update({f'{eval_split}/{k}': v for k, v in metrics.items()})
       scalars[f'{eval_split}/events_per_sec'] = metrics['count'] / (time.perf_counter() - t_eval)
     writer.write(int(state.step), scalars, epoch=progress.epoch)
@@ -303,7 +384,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     save('best', params)
   final_model = nnx.merge(graphdef, params['tables'], params['dense'])
   t_eval = time.perf_counter()
-  test_metrics = evaluate(final_model, data.test, config)
+  test_metrics = task.evaluate(final_model, 'test')
   eval_seconds = time.perf_counter() - t_eval
   pop = popularity_metrics(data, data.test, config.eval.cutoffs, config.eval.tie_mode)
   result = {

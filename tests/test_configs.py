@@ -12,6 +12,7 @@ from ml_collections import config_flags
 from seqrec import baselines, evaluation, losses, train, train_step
 from seqrec.configs import gru4rec_base
 from seqrec.data import FORMATS, DataOptions
+from seqrec.data.user_sessions import USER_FORMATS, UserDataOptions
 from seqrec.models import MODELS, build_model
 
 CONFIG_DIR = pathlib.Path(gru4rec_base.__file__).parent
@@ -57,12 +58,12 @@ def test_config_loads_and_validates(path):
   assert config.is_locked
   assert config.model in MODELS or is_baseline(config)
   assert config.eval.tie_mode in evaluation.MODES
-  assert config.data.format in FORMATS
-
   # Every data field is one the loader reads (others would be silently ignored), and valid.
-  known = {f.name for f in dataclasses.fields(DataOptions)}
+  options = UserDataOptions if config.data.format in USER_FORMATS else DataOptions
+  assert config.data.format in FORMATS + USER_FORMATS
+  known = {f.name for f in dataclasses.fields(options)}
   assert set(config.data.keys()) <= known, set(config.data.keys()) - known
-  DataOptions.from_config(config.data)
+  options.from_config(config.data)
   train.validate_config(config)
 
   if is_baseline(config):

@@ -3,6 +3,7 @@
 from flax import nnx
 
 from seqrec.models.gru4rec import GRU4Rec
+from seqrec.models.hrnn import HRNN
 
 
 def build_gru4rec(config, n_items: int, rngs: nnx.Rngs) -> GRU4Rec:
@@ -17,7 +18,23 @@ def build_gru4rec(config, n_items: int, rngs: nnx.Rngs) -> GRU4Rec:
   )
 
 
-MODELS = {'gru4rec': build_gru4rec}
+def build_hrnn(config, n_items: int, rngs: nnx.Rngs) -> HRNN:
+  return HRNN(
+    n_items,
+    layers=tuple(config.layers),
+    user_units=int(config.user_units),
+    user_propagation_mode=config.user_propagation_mode,
+    embedding=int(config.embedding),
+    constrained_embedding=bool(config.constrained_embedding),
+    dropout_p_embed=float(config.dropout_p_embed),
+    dropout_p_hidden=float(config.dropout_p_hidden),
+    dropout_p_user=float(config.dropout_p_user),
+    dropout_p_init=float(config.dropout_p_init),
+    rngs=rngs,
+  )
+
+
+MODELS = {'gru4rec': build_gru4rec, 'hrnn': build_hrnn}
 
 
 def build_model(config, n_items: int, seed: int):

@@ -1,0 +1,137 @@
+"""End-to-end tests of HRNN (and GRU4Rec) runs on user-session data through `train_and_evaluate`."""
+
+import json
+import shutil
+
+import pytest
+
+from seqrec import analysis, train, user_evaluation, user_train_step
+from seqrec.checkpointing import CheckpointMismatchError
+from seqrec.configs import hrnn_test
+from seqrec.data.user_sessions import load_user_session_data
+
+TIMING_KEYS = ('test_events_per_sec', 'train_events_per_sec_median', 'wall_seconds')
+
+
+def make_config(**overrides):
+  config = hrnn_test.get_config()
+  for key, value in overrides.items():
+    if isinstance(value, dict):
+      config[key].update(value)
+    else:
+      config[key] = value
+  return config
+
+
+def comparable(result: dict) -> dict:
+  return {k: v for k, v in result.items() if k not in TIMING_KEYS}
+
+
+@pytest.fixture(scope='module')
+def hrnn_run(tmp_path_factory):
+  workdir = tmp_path_factory.mktemp('hrnn_run')
+  config = make_config()
+  return workdir, config, train.train_and_evaluate(config, str(workdir))
+
+
+def test_hrnn_run_writes_test_and_first_n_metrics(hrnn_run):
+  workdir, config, result = hrnn_run
+  test, pop = result['test'], result['popularity_test']
+  data = load_user_session_data(config.data)
+  assert test['count'] == pop['count'] == data.test.num_events - data.test.num_sessions
+  for k in config.eval.cutoffs:
+    assert f'recall@{k}/first1' in test and f'mrr@{k}/first3' in test
+  assert test['count/first1'] == data.test.num_sessions
+  assert test['recall@20'] > pop['recall@20']
+  with open(workdir / 'final_metrics.json') as f:
+    assert json.load(f) == result
+
+
+def test_final_metrics_are_the_restored_models(hrnn_run):
+  workdir, config, result = hrnn_run
+  run = analysis.load_run(str(workdir), device='cpu')
+  data = load_user_session_data(config.data)
+  metrics = user_evaluation.evaluate_users(
+    run.model,
+    data.train,
+    data.test,
+    batch_size=int(config.eval.batch_size),
+    cutoffs=tuple(config.eval.cutoffs),
+    item_chunk=int(config.eval.item_chunk),
+    steps_per_call=int(config.eval.steps_per_call),
+    first_n=tuple(config.eval.first_n),
+  )
+  assert metrics == result['test']
+
+
+def test_resume_after_an_epoch_equals_an_uninterrupted_run(hrnn_run, tmp_path):
+  _, _, reference = hrnn_run
+  first = train.train_and_evaluate(make_config(n_epochs=1), str(tmp_path))
+  assert first['epochs'] == 1
+  resumed = train.train_and_evaluate(make_config(), str(tmp_path))
+  assert comparable(resumed) == comparable(reference)
+
+
+def test_resume_mid_epoch_equals_an_uninterrupted_run(hrnn_run, tmp_path, monkeypatch):
+  _, _, reference = hrnn_run
+  make_real = user_train_step.make_user_train_chunk
+  calls = [0]
+
+  def make_interrupting(*args, **kwargs):
+    chunk_fn = make_real(*args, **kwargs)
+
+    def chunk(state, arrays, start):
+      calls[0] += 1
+      if calls[0] == 4:
+        raise KeyboardInterrupt
+      return chunk_fn(state, arrays, start)
+
+    return chunk
+
+  config = make_config(checkpoint_every_secs=1e-9)
+  with monkeypatch.context() as patch:
+    patch.setattr(user_train_step, 'make_user_train_chunk', make_interrupting)
+    with pytest.raises(KeyboardInterrupt):
+      train.train_and_evaluate(config, str(tmp_path))
+  resumed = train.train_and_evaluate(make_config(), str(tmp_path))
+  assert comparable(resumed) == comparable(reference)
+
+
+def test_gru4rec_on_user_data_scores_the_same_test_events(hrnn_run, tmp_path):
+  _, _, hrnn = hrnn_run
+  result = train.train_and_evaluate(make_config(model='gru4rec'), str(tmp_path))
+  assert result['test']['count'] == hrnn['test']['count']
+  assert result['test']['count/first1'] == hrnn['test']['count/first1']
+  assert result['popularity_test'] == hrnn['popularity_test']
+  assert result['test'] != hrnn['test']
+
+
+def test_all_variant_and_validation_split_run(tmp_path):
+  config = make_config(
+    user_propagation_mode='all', data={'valid': True}, early_stopping={'patience': 1}
+  )
+  result = train.train_and_evaluate(config, str(tmp_path))
+  assert result['best_epoch'] >= 1
+  lines = [json.loads(line) for line in (tmp_path / 'metrics.jsonl').read_text().splitlines()]
+  assert 'valid/recall@5/first1' in lines[0]
+
+
+@pytest.mark.parametrize(
+  'overrides, flag',
+  [
+    ({'user_propagation_mode': 'both'}, '--config.user_propagation_mode'),
+    ({'user_units': 0}, '--config.user_units'),
+    ({'dropout_p_init': 1.0}, '--config.dropout_p_init'),
+    ({'data': {'format': 'synthetic'}}, '--config.data.format'),
+  ],
+)
+def test_bad_hrnn_config_names_the_flag(overrides, flag, tmp_path):
+  with pytest.raises(train.ConfigError, match=flag):
+    train.train_and_evaluate(make_config(**overrides), str(tmp_path))
+
+
+def test_checkpoint_of_the_other_variant_is_rejected(hrnn_run, tmp_path):
+  workdir = tmp_path / 'run'
+  shutil.copytree(hrnn_run[0], workdir)
+  with pytest.raises(CheckpointMismatchError, match='different run'):
+    train.train_and_evaluate(make_config(user_propagation_mode='all'), str(workdir))
