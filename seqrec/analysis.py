@@ -14,6 +14,7 @@ from seqrec import checkpointing, train_step
 from seqrec.data import ItemVocab
 from seqrec.models import build_model
 from seqrec.models.gru4rec import ItemTable
+from seqrec.models.hrnn import HRNN
 
 
 @dataclasses.dataclass
@@ -45,21 +46,54 @@ class Run:
       raise KeyError(f'items {unknown} are not in the training data of {self.workdir}')
     return dense
 
-  def encode_session(self, items) -> jax.Array:
-    """Feeds a session prefix (raw ids, oldest first) from a zero state; returns the [D] output."""
+  def encode_session(self, items, history=None) -> jax.Array:
+    """Feeds a session prefix (raw ids, oldest first) from a zero state; returns the [D] output.
+
+    Args:
+      items: the current session's items so far, oldest first.
+      history: HRNN only: the user's earlier sessions (each a list of raw ids, oldest session
+        first). They are walked as in training and evaluation (a session's last item is only a
+        target), building the user state that initialises the current session.
+
+    Raises:
+      ValueError: on an empty prefix, or a history for a model without a user level.
+    """
     dense = jnp.asarray(self.dense_ids(items), jnp.int32)
     if dense.size == 0:
       raise ValueError('encode_session needs at least one item')
-    return _encode_prefix(self.model, dense)
+    if not history:
+      if isinstance(self.model, HRNN):  # a user with no history: both states start at zero
+        flags = jnp.zeros(dense.shape, bool).at[0].set(True)
+        return _encode_user_prefix(self.model, dense, flags, flags)
+      return _encode_prefix(self.model, dense)
+    if not isinstance(self.model, HRNN):
+      raise ValueError(f'{self.config.model} has no user state: call without history')
+    inputs, starts = [], []
+    for session in history:
+      session_items = self.dense_ids(session)
+      if len(session_items) >= 2:  # a shorter session has no pair to walk
+        inputs.append(session_items[:-1])
+        starts.append(np.arange(len(session_items) - 1) == 0)
+    inputs.append(np.asarray(dense))
+    starts.append(np.arange(dense.size) == 0)
+    session_start = np.concatenate(starts)
+    user_start = np.zeros_like(session_start)
+    user_start[0] = True
+    return _encode_user_prefix(
+      self.model,
+      jnp.asarray(np.concatenate(inputs), jnp.int32),
+      jnp.asarray(session_start),
+      jnp.asarray(user_start),
+    )
 
-  def score_session(self, items) -> np.ndarray:
+  def score_session(self, items, history=None) -> np.ndarray:
     """[N] scores of every item as the next one after the prefix `items` (dense id order)."""
-    out = self.encode_session(items)
+    out = self.encode_session(items, history)
     return np.array(self.model.score_all(out[None, :])[0])  # a writable copy
 
-  def top_k(self, items, k: int = 20, exclude_seen: bool = False) -> list[tuple]:
+  def top_k(self, items, k: int = 20, exclude_seen: bool = False, history=None) -> list[tuple]:
     """The k best next items after the prefix as `(raw_id, score)`, best first."""
-    scores = self.score_session(items)
+    scores = self.score_session(items, history)
     if exclude_seen:
       scores[self.dense_ids(items)] = -np.inf
     best = np.argsort(-scores, kind='stable')[:k]
@@ -87,6 +121,25 @@ def _encode_prefix(model, dense: jax.Array) -> jax.Array:
     return hidden, out[0]
 
   _, outs = jax.lax.scan(body, model.init_hidden(1), dense)
+  return outs[-1]
+
+
+@nnx.jit
+def _encode_user_prefix(
+  model, dense: jax.Array, session_start: jax.Array, user_start: jax.Array
+) -> jax.Array:
+  """HRNN's output after walking `[T]` inputs with their session/user start flags."""
+
+  def body(carry, step):
+    hidden, user_hidden = carry
+    item, s_start, u_start = step
+    out, hidden, user_hidden = model.user_encode(
+      item[None], hidden, user_hidden, s_start[None], u_start[None]
+    )
+    return (hidden, user_hidden), out[0]
+
+  init = (model.init_hidden(1), model.init_user_hidden(1))
+  _, outs = jax.lax.scan(body, init, (dense, session_start, user_start))
   return outs[-1]
 
 

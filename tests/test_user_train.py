@@ -3,6 +3,7 @@
 import json
 import shutil
 
+import numpy as np
 import pytest
 
 from seqrec import analysis, train, user_evaluation, user_train_step
@@ -135,3 +136,27 @@ def test_checkpoint_of_the_other_variant_is_rejected(hrnn_run, tmp_path):
   shutil.copytree(hrnn_run[0], workdir)
   with pytest.raises(CheckpointMismatchError, match='different run'):
     train.train_and_evaluate(make_config(user_propagation_mode='all'), str(workdir))
+
+
+def test_analysis_scores_a_session_from_the_users_history(hrnn_run):
+  """`score_session(history=...)` equals the evaluator's scoring of the held-out session."""
+  workdir, config, _ = hrnn_run
+  run = analysis.load_run(str(workdir), device='cpu')
+  data = load_user_session_data(config.data)
+  user = int(data.test.user[0])
+  sessions = []
+  for table in (data.train, data.test):
+    offsets = table.session_offsets()
+    for s in range(len(offsets) - 1):
+      if int(table.user[offsets[s]]) == user:
+        sessions.append(table.item[offsets[s] : offsets[s + 1]])
+  *history, current = [list(run.vocab.decode(s)) for s in sessions]
+  ranks = user_evaluation.held_out_ranks(
+    run.model, data.train, data.test.select(data.test.user == user), batch_size=4, steps_per_call=8
+  )
+  first_rank = ranks.ranks[ranks.scored][0]
+  scores = run.score_session(current[:1], history=history)
+  target = run.dense_ids(current[1:2])[0]
+  assert np.sum(scores >= scores[target]) == first_rank  # conservative ties
+  without = run.score_session(current[:1])
+  assert not np.allclose(scores, without)  # the history changes the scores
