@@ -27,3 +27,22 @@ __all__ = [
   'load_session_data',
   'load_user_session_data',
 ]
+
+# User sequences (SASRec, BERT4Rec, Caser, TransRec); the batchers are in `sequence_batches`.
+from seqrec.data.user_sequences import (  # noqa: E402
+  SEQUENCE_FORMATS,
+  Ragged,
+  SequenceData,
+  SequenceDataOptions,
+  default_sequence_data_config,
+  load_sequence_data,
+)
+
+__all__ += [
+  'SEQUENCE_FORMATS',
+  'Ragged',
+  'SequenceData',
+  'SequenceDataOptions',
+  'default_sequence_data_config',
+  'load_sequence_data',
+]
