@@ -106,11 +106,14 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
 
   from seqrec import baselines, losses  # noqa: PLC0415 (only needed here)
   from seqrec.models import MODELS  # noqa: PLC0415
+  from seqrec.models.sequential import SEQUENCE_MODELS  # noqa: PLC0415
 
   check(
     config.model in MODELS or config.model in baselines.BASELINES,
     'model',
-    f'a model, one of {sorted(MODELS)}, or a baseline, one of {sorted(baselines.BASELINES)}',
+    f'a session model, one of {sorted(MODELS)}, a user-sequence model, one of '
+    f'{sorted(SEQUENCE_MODELS)} (with a sequence config), or a baseline, one of '
+    f'{sorted(baselines.BASELINES)}',
   )
   check(config.eval.tie_mode in evaluation.MODES, 'eval.tie_mode', f'one of {evaluation.MODES}')
   check(
@@ -258,15 +261,21 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
 
   A `workdir` holding a checkpoint of the same config and dataset is resumed from where it stopped.
   A baseline (`config.model` in `seqrec.baselines.BASELINES`) is fitted and evaluated by
-  `seqrec.baselines.run` on the same data, targets and metrics instead. User-session data
+  `seqrec.baselines.run` on the same data, targets and metrics instead; a user-sequence model
+  (`seqrec.models.sequential.SEQUENCE_MODELS`: SASRec, BERT4Rec, Caser, TransRec) is trained by
+  `seqrec.seq_train.train_and_evaluate_sequences`. User-session data
   (`config.data.format` in `USER_FORMATS`: HRNN, or GRU4Rec on the same sessions) is laid out by
   `seqrec.user_train.build_user_task`.
 
   Returns:
     The final metrics (also written to `workdir/final_metrics.json`).
   """
+  from seqrec import baselines, seq_train, user_train  # noqa: PLC0415 (they import this module)
+  from seqrec.models.sequential import SEQUENCE_MODELS  # noqa: PLC0415
+
+  if config.model in SEQUENCE_MODELS:  # user-sequence models: their own data, loop and checks
+    return seq_train.train_and_evaluate_sequences(config, workdir)
   validate_config(config)
-  from seqrec import baselines, user_train  # noqa: PLC0415 (both import this module)
 
   if config.model in baselines.BASELINES:
     return baselines.run(config, workdir)

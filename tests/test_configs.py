@@ -9,11 +9,13 @@ import pytest
 from absl import flags
 from ml_collections import config_flags
 
-from seqrec import baselines, evaluation, losses, train, train_step
+from seqrec import baselines, evaluation, losses, seq_train, train, train_step
 from seqrec.configs import gru4rec_base
 from seqrec.data import FORMATS, DataOptions
+from seqrec.data.user_sequences import SequenceDataOptions, default_sequence_data_config
 from seqrec.data.user_sessions import USER_FORMATS, UserDataOptions
 from seqrec.models import MODELS, build_model
+from seqrec.models.sequential import SEQUENCE_MODELS
 
 CONFIG_DIR = pathlib.Path(gru4rec_base.__file__).parent
 CONFIG_FILES = sorted(p for p in CONFIG_DIR.glob('*.py') if p.name != '__init__.py')
@@ -48,6 +50,10 @@ def test_every_config_file_is_found():
   assert {'default.py', 'test.py', 'gru4rec_base.py', 'gru4rec_rsc15_100k.py'} <= names
 
 
+def is_sequence(config) -> bool:
+  return config.model in SEQUENCE_MODELS
+
+
 def is_baseline(config) -> bool:
   return config.model in baselines.BASELINES
 
@@ -56,6 +62,11 @@ def is_baseline(config) -> bool:
 def test_config_loads_and_validates(path):
   config = load_config(path)
   assert config.is_locked
+  if is_sequence(config):  # SASRec & co. have their own data options, fields and checks
+    assert set(config.data.keys()) <= set(default_sequence_data_config().keys())
+    SequenceDataOptions.from_config(config.data)
+    seq_train.validate_sequence_config(config)
+    return
   assert config.model in MODELS or is_baseline(config)
   assert config.eval.tie_mode in evaluation.MODES
   # Every data field is one the loader reads (others would be silently ignored), and valid.
@@ -102,6 +113,17 @@ def test_config_loads_and_validates(path):
 
 @pytest.mark.parametrize('path', CONFIG_FILES, ids=lambda p: p.stem)
 def test_config_accepts_command_line_overrides(path):
+  if is_sequence(load_config(path)):
+    model = load_config(path).model
+    config = load_config(
+      path, '--config.n_epochs=1', '--config.data.synthetic_seed=3', '--config.seed=4'
+    )
+    assert (config.n_epochs, config.data.synthetic_seed, config.seed) == (1, 3, 4)
+    field = sorted(config[model].keys())[0]  # e.g. sasrec.dropout, caser.L, transrec.dim
+    value = type(config[model][field])(7)
+    config = load_config(path, f'--config.{model}.{field}={value}')
+    assert config[model][field] == value
+    return
   if is_baseline(load_config(path)):
     config = load_config(
       path, '--config.model=vsknn', '--config.data.seed=3', '--config.baseline.vsknn.k=7'

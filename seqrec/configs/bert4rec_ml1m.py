@@ -1,0 +1,44 @@
+"""BERT4Rec (Sun et al., CIKM 2019) on ML-1M: bidirectional encoder, cloze task, full softmax.
+
+Architecture of the paper for ML-1M: max_len 200, d=64, 2 layers, 2 heads, feed-forward 256,
+dropout 0.1, masking proportion 0.2. Training follows Klenitskiy & Vasilev's BERT4Rec setup
+(antklen/sasrec-bert4rec-recsys23, `configs/BERT4Rec.yaml` with `dataset.max_length=200`), the
+comparison that also gives SASRec+ (`sasrec_ce_ml1m.py`): cross-entropy over all items at the
+masked positions, Adam lr 1e-3, batch 128, at most 200 epochs with early stopping after 20
+validations without a better NDCG@10, seen items filtered from the ranking, no forced masking of
+the last item. (The original BERT4Rec code instead trains 400k steps at lr 1e-4, batch 256.)
+
+Expected (full-catalogue ranking, leave-one-out test, seen items excluded): published NDCG@10
+0.1537 (`ndcg@10` in the result).
+
+    python -m seqrec.main --config=seqrec/configs/bert4rec_ml1m.py --workdir=runs/bert4rec_ml1m
+"""
+
+from seqrec.configs import sequence_base
+
+
+def get_config():
+  config = sequence_base.get_config()
+  config.model = 'bert4rec'
+  config.data = sequence_base.ml1m_data()
+  config.bert4rec.update(
+    max_len=200,
+    hidden=64,
+    n_layers=2,
+    n_heads=2,
+    intermediate=256,
+    dropout=0.1,
+    attention_dropout=0.1,
+    mask_prob=0.2,
+    mask_last_prob=0.0,
+  )
+  config.loss = 'default'  # full softmax over the masked positions
+  config.learning_rate = 1e-3
+  config.adam_b1, config.adam_b2 = 0.9, 0.999
+  config.batch_size = 128
+  config.n_epochs = 200
+  config.steps_per_call = 48  # one ML-1M epoch is 48 steps of 128 users
+  config.eval.exclude_seen = True
+  config.early_stopping.metric = 'ndcg@10'
+  config.early_stopping.patience = 20
+  return config

@@ -1,0 +1,41 @@
+"""gSASRec (Petrov & Macdonald, RecSys 2023): SASRec trained with gBCE and 256 negatives, ML-1M.
+
+Data: gSASRec's own split (`format='gsasrec_split'`: test = every user's last item; 512 users
+also hold out their second-to-last item for validation). Settings of gSASRec-pytorch's
+`config_ml1m.py` and the pre-trained checkpoint its README evaluates (`negs:256`, `emb:128`,
+`dropout:0.5`, `t:0.75`): max_len 200, d=128, 2 blocks, 1 head, dropout 0.5, gBCE with t=0.75
+and 256 negatives per positive drawn uniformly from the whole catalogue, Adam (PyTorch default:
+lr 1e-3), batch 128, an epoch is one pass (at most 100 batches), early stopping after 200
+epochs without a better validation NDCG@10, rated items filtered from the ranking.
+Deviation: seqrec's SASRec scores with the input item embeddings, gSASRec-pytorch with a
+separate output table (`reuse_item_embeddings=False`).
+
+Expected (full-catalogue test ranking, seen items excluded), gSASRec-pytorch's README:
+Recall@1 0.0754, Recall@10 0.3003, NDCG@10 0.1726 (`recall@1`, `recall@10`, `ndcg@10`).
+
+    python -m seqrec.main --config=seqrec/configs/gsasrec_ml1m.py --workdir=runs/gsasrec_ml1m
+"""
+
+from seqrec.configs import sequence_base
+
+
+def get_config():
+  config = sequence_base.get_config()
+  config.model = 'sasrec'
+  config.data = sequence_base.data_config(
+    format='gsasrec_split', path=sequence_base.ML1M_PATH, split='given', name='ml1m_gsasrec'
+  )
+  config.sasrec.update(max_len=200, hidden=128, n_blocks=2, n_heads=1, dropout=0.5)
+  config.loss = 'gbce'
+  config.n_negatives = 256
+  config.gbce_t = 0.75
+  config.negatives_exclude_seen = False
+  config.learning_rate = 1e-3
+  config.adam_b1, config.adam_b2 = 0.9, 0.999
+  config.batch_size = 128
+  config.n_epochs = 10000
+  config.steps_per_call = 48  # one ML-1M epoch is 48 steps of 128 users
+  config.eval.exclude_seen = True
+  config.early_stopping.metric = 'ndcg@10'
+  config.early_stopping.patience = 200
+  return config

@@ -1,0 +1,146 @@
+"""SASRec (Kang & McAuley, ICDM 2018): causal self-attention over a user's item sequence, in NNX.
+
+The structure follows the official TF code (kang205/SASRec, `model.py` / `modules.py`), which
+pmixer/SASRec.pytorch mirrors:
+
+* input: item embedding times sqrt(D) plus a learned position embedding, dropout, then every
+  padding slot zeroed (the "timeline mask");
+* each block: `q = LN(x)`; causal multi-head attention with queries from `q` and keys/values from
+  the unnormalised `x`, padding keys hidden, dropout on the attention probabilities, no output
+  projection; residual `x = q + attention`; padding zeroed; `f = LN(x)`; point-wise
+  `ReLU(f W1 + b1)` with dropout, `W2 + b2` with dropout; residual `x = f + FFN(f)`; padding
+  zeroed (the residuals add the *normalised* inputs, as both official codes do);
+* a final LN; scores are dot products with the (shared, unscaled) item embedding, no bias.
+
+Initialisation is TF's default Glorot-uniform for the embedding tables and the dense kernels,
+zero biases, unit layer-norm scales. Layer norms use the official epsilon 1e-8.
+
+Deviations, all without effect on real positions: the padding row of the item table is zeroed
+on lookup (the TF code does the same by concatenating a zero row); padding slots are also
+zeroed after the attention sub-layer (the TF code only zeroes them after the FFN, and nothing
+reads them in between). Positions are numbered from the right end of the window (see
+`right_aligned_positions`), which is the TF numbering whenever the window is `max_len` wide.
+"""
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from seqrec.models.attention import (
+  LayerNorm,
+  MultiHeadAttention,
+  glorot_uniform,
+  right_aligned_positions,
+  split_keys,
+)
+from seqrec.models.gru4rec import dropout as apply_dropout
+
+_LN_EPSILON = 1e-8
+
+
+class SASRecBlock(nnx.Module):
+  """One pre-LN SASRec block: causal attention then the point-wise feed-forward net."""
+
+  def __init__(self, hidden: int, n_heads: int, dropout_rate: float, *, rngs: nnx.Rngs):
+    self.dropout_rate = float(dropout_rate)
+    self.attention_norm = LayerNorm(hidden, _LN_EPSILON)
+    self.attention = MultiHeadAttention(
+      hidden, n_heads, output_projection=False, kernel_init=glorot_uniform, rngs=rngs
+    )
+    self.ffn_norm = LayerNorm(hidden, _LN_EPSILON)
+    self.ffn_in = nnx.Linear(hidden, hidden, kernel_init=glorot_uniform, rngs=rngs)
+    self.ffn_out = nnx.Linear(hidden, hidden, kernel_init=glorot_uniform, rngs=rngs)
+
+  def __call__(
+    self, x: jax.Array, visible: jax.Array, valid: jax.Array, key: jax.Array | None
+  ) -> jax.Array:
+    """x [B, L, D], visible [B, L, L] bool, valid [B, L, 1] float -> [B, L, D]."""
+    k_att, k_ffn1, k_ffn2 = split_keys(key, 3)
+    q = self.attention_norm(x)
+    x = q + self.attention(q, x, visible, self.dropout_rate, k_att)
+    x = x * valid
+    f = self.ffn_norm(x)
+    hidden = apply_dropout(jax.nn.relu(self.ffn_in(f)), self.dropout_rate, k_ffn1)
+    x = f + apply_dropout(self.ffn_out(hidden), self.dropout_rate, k_ffn2)
+    return x * valid
+
+
+class SASRec(nnx.Module):
+  """SASRec over a catalogue of `n_items` items (ids 1..N, 0 = padding).
+
+  Args:
+    n_items: catalogue size N.
+    max_len: longest window the position table covers (paper, ML-1M: 200).
+    hidden: model width D (paper: 50).
+    n_blocks: number of self-attention blocks (paper: 2).
+    n_heads: attention heads (paper: 1).
+    dropout: dropout rate on the embeddings, attention probabilities and FFN (paper, ML-1M: 0.2).
+    rngs: parameter RNG.
+  """
+
+  def __init__(
+    self,
+    n_items: int,
+    *,
+    max_len: int = 200,
+    hidden: int = 50,
+    n_blocks: int = 2,
+    n_heads: int = 1,
+    dropout: float = 0.2,
+    rngs: nnx.Rngs,
+  ):
+    self.n_items = int(n_items)
+    self.max_len = int(max_len)
+    self.hidden = int(hidden)
+    self.dropout_rate = float(dropout)
+    self.item_embedding = nnx.Param(glorot_uniform(rngs.params(), (n_items + 1, hidden)))
+    self.position_embedding = nnx.Param(glorot_uniform(rngs.params(), (max_len, hidden)))
+    self.blocks = nnx.List(
+      [SASRecBlock(hidden, n_heads, dropout, rngs=rngs) for _ in range(n_blocks)]
+    )
+    self.final_norm = LayerNorm(hidden, _LN_EPSILON)
+
+  def item_table(self) -> jax.Array:
+    """[N+1, D] item embeddings with the padding row forced to zero."""
+    table = self.item_embedding[...]
+    return table.at[0].set(0.0)
+
+  def encode(self, inputs: jax.Array, key: jax.Array | None = None) -> jax.Array:
+    """Runs the network over left-padded windows.
+
+    Args:
+      inputs: [B, L] item ids, 0 = padding, L <= max_len.
+      key: dropout key; None for a deterministic pass.
+
+    Returns:
+      [B, L] -> [B, L, D]: at each position, the query for the item that follows it.
+    """
+    keys = split_keys(key, 1 + len(self.blocks))
+    length = inputs.shape[1]
+    valid = (inputs > 0)[..., None].astype(jnp.float32)  # [B, L, 1]
+    x = self.item_table()[inputs] * jnp.sqrt(float(self.hidden))  # [B, L, D]
+    x = x + self.position_embedding[...][right_aligned_positions(length, self.max_len)]
+    x = apply_dropout(x, self.dropout_rate, keys[0]) * valid
+    causal = jnp.tril(jnp.ones((length, length), bool))  # [L, L]
+    visible = causal[None] & (inputs > 0)[:, None, :]  # [B, L, L]: past, non-padding keys
+    for block, k in zip(self.blocks, keys[1:], strict=True):
+      x = block(x, visible, valid, k)
+    return self.final_norm(x)
+
+  def training_view(self, batch: dict, key: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """({'inputs' [B, L], 'targets' [B, L]}, key) -> (h [B, L, D], targets [B, L])."""
+    return self.encode(batch['inputs'], key), batch['targets']
+
+  def encode_last(self, history: jax.Array, users: jax.Array) -> jax.Array:
+    """[B, L] left-padded histories (users unused) -> [B, D] query for the next item."""
+    del users
+    return self.encode(history[:, -self.max_len :])[:, -1]
+
+  def score_items(self, h: jax.Array, items: jax.Array) -> jax.Array:
+    """h [..., D] (broadcastable against items' leading axes), items [..., K] -> [..., K]."""
+    rows = self.item_table()[items]  # [..., K, D]
+    return (h[..., None, :] @ jnp.swapaxes(rows, -1, -2))[..., 0, :]
+
+  def score_catalog(self, h: jax.Array) -> jax.Array:
+    """[..., D] -> [..., N+1] scores of every id (column 0 is padding)."""
+    return h @ self.item_table().T

@@ -1,0 +1,614 @@
+"""Training loop of user-sequence models (SASRec, BERT4Rec, Caser, TransRec) on leave-one-out data.
+
+One run: `load_sequence_data(config.data)` -> the model's fixed-shape training examples (built
+once) -> epochs of device-side permutations of the example indices, trained by one pure
+`update_fn` scanned over `config.steps_per_call` steps per compiled call (state donated) ->
+validation every `config.eval.every_epochs` epochs with early stopping and orbax latest/best
+checkpoints -> test metrics of the best parameters beside a popularity baseline on the same
+targets. A killed run resumes from its last finished epoch and ends with the numbers an
+uninterrupted run would have produced: every random draw is keyed by (seed, epoch) or (seed, step).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import hashlib
+import json
+import os
+import re
+import time
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+from absl import logging
+from flax import nnx
+
+from seqrec import checkpointing, evaluation, reporting, seq_evaluation, seq_losses
+from seqrec.data import sequence_batches
+from seqrec.data.user_sequences import SequenceData, load_sequence_data
+from seqrec.models import sequential
+
+METRICS = ('recall', 'mrr', 'ndcg')
+# Sub-config fields of the sequence models that must be probabilities or positive integers.
+_PROBABILITIES = ('dropout', 'attention_dropout', 'mask_last_prob')
+_POSITIVE = ('max_len', 'hidden', 'n_blocks', 'n_heads', 'n_layers', 'intermediate', 'L', 'T')
+_POSITIVE += ('dim', 'max_predictions')
+
+
+@jax.tree_util.register_dataclass
+@dataclasses.dataclass
+class TrainState:
+  """Everything a run needs to continue bit-exactly from a checkpoint."""
+
+  step: jax.Array  # [] int32 update count; step keys are fold_in(rng, step)
+  params: nnx.State  # trained parameters (nnx.Param)
+  others: nnx.State  # any other model variables (carried, never trained)
+  opt_state: Any  # optax state of `params`
+  rng: jax.Array  # base key of the steps
+
+
+@dataclasses.dataclass
+class Progress:
+  """Where a run stands; stored as JSON with every checkpoint (epoch granularity)."""
+
+  epoch: int = 0  # epochs finished
+  best_metric: float = -1.0
+  best_epoch: int = -1
+  bad_evals: int = 0  # validations without improvement since the best one
+  stopped: bool = False  # early stopping ended the run (a rerun does not train on)
+  epoch_seconds: list = dataclasses.field(default_factory=list)
+  epoch_positions: list = dataclasses.field(default_factory=list)
+  epoch_warm: list = dataclasses.field(default_factory=list)  # False: included compilation
+  eval_seconds: list = dataclasses.field(default_factory=list)
+
+
+# --- Config ---
+
+
+class _Checker:
+  """Raises `train.ConfigError` naming the `--config.` flag of a bad value."""
+
+  def __init__(self, config: ml_collections.ConfigDict):
+    self.config = config
+
+  def __call__(self, ok: bool, field: str, expected: str) -> None:
+    if ok:
+      return
+    from seqrec.train import ConfigError  # noqa: PLC0415 (train dispatches to this module)
+
+    value = self.config
+    for part in field.split('.'):
+      if isinstance(value, ml_collections.ConfigDict):
+        value = value.get(part, '<missing>')
+    raise ConfigError(f'--config.{field}={value!r}: expected {expected}')
+
+
+def resolve_loss(config: ml_collections.ConfigDict) -> tuple[str, int, dict]:
+  """`(loss name in seq_losses.LOSSES, negatives per target, keyword options)` of the run.
+
+  `config.loss='default'` is the model's own loss from its paper (`seq_losses.DEFAULT_LOSS`),
+  with the official options (e.g. Caser averages its negatives). `config.n_negatives=0` takes
+  that loss's own count (1 for a loss that is not the model's); `config.negative_reduction`
+  ('default', 'sum' or 'mean') overrides how the terms of several negatives are combined.
+  """
+  own, own_negatives = seq_losses.DEFAULT_LOSS[config.model]
+  name = own if config.loss == 'default' else config.loss
+  n_negatives = int(config.n_negatives) or (own_negatives if name == own else 1)
+  kwargs = dict(seq_losses.DEFAULT_LOSS_KWARGS[config.model]) if name == own else {}
+  if config.negative_reduction != 'default':
+    kwargs['negative_reduction'] = config.negative_reduction
+  return name, max(n_negatives, 1), kwargs
+
+
+def metric_names(config: ml_collections.ConfigDict) -> list[str]:
+  """Every metric key the validation reports (full-catalogue, then sampled if configured)."""
+  names = [f'{m}@{int(k)}' for m in METRICS for k in config.eval.cutoffs]
+  if int(config.eval.sampled_n) > 0:
+    prefix = seq_evaluation.sampled_prefix(int(config.eval.sampled_n), config.eval.sampled_kind)
+    names += [f'{prefix}/{n}' for n in names]
+  return names
+
+
+def validate_sequence_config(config: ml_collections.ConfigDict) -> None:
+  """Rejects bad values before any data is read or anything is compiled.
+
+  Raises:
+    seqrec.train.ConfigError: naming the offending `--config.` field and what is expected.
+  """
+  check = _Checker(config)
+  models = sorted(sequential.SEQUENCE_MODELS)
+  check(config.model in sequential.SEQUENCE_MODELS, 'model', f'a sequence model, one of {models}')
+  check(
+    config.model in config,
+    'model',
+    f'a model whose hyperparameters are in config.{config.model} (a sequence config file)',
+  )
+  losses = ['default', *seq_losses.LOSSES]
+  check(config.loss in losses, 'loss', f'one of {losses}')
+  check(int(config.n_negatives) >= 0, 'n_negatives', "0 (the loss's own count) or a positive count")
+  reductions = ('default', *seq_losses.NEGATIVE_REDUCTIONS)
+  check(config.negative_reduction in reductions, 'negative_reduction', f'one of {reductions}')
+  if config.model in sequential.SEQUENCE_MODELS and config.loss in losses:
+    name = resolve_loss(config)[0]
+    check(
+      config.negative_reduction == 'default' or name in ('bce', 'gbce', 'sbpr'),
+      'negative_reduction',
+      f"'default' for loss {name!r}, which does not combine negative terms",
+    )
+  check(0.0 <= float(config.gbce_t) <= 1.0, 'gbce_t', 'a calibration t in [0, 1]')
+  check(float(config.learning_rate) > 0, 'learning_rate', 'a positive number')
+  check(0.0 <= float(config.adam_b1) < 1.0, 'adam_b1', 'a number in [0, 1)')
+  check(0.0 <= float(config.adam_b2) < 1.0, 'adam_b2', 'a number in [0, 1)')
+  check(float(config.weight_decay) >= 0, 'weight_decay', 'a non-negative L2 coefficient')
+  check(float(config.grad_clip_norm) >= 0, 'grad_clip_norm', 'a non-negative norm (0 = off)')
+  check(int(config.batch_size) > 0, 'batch_size', 'a positive integer')
+  check(int(config.n_epochs) >= 0, 'n_epochs', 'a non-negative integer')
+  check(int(config.steps_per_call) > 0, 'steps_per_call', 'a positive integer')
+  ev = config.eval
+  check(ev.tie_mode in evaluation.MODES, 'eval.tie_mode', f'one of {evaluation.MODES}')
+  check(
+    len(ev.cutoffs) > 0 and all(int(k) > 0 for k in ev.cutoffs),
+    'eval.cutoffs',
+    'a non-empty tuple of positive K, e.g. "(1,5,10,20)"',
+  )
+  check(int(ev.sampled_n) >= 0, 'eval.sampled_n', '0 (off) or a number of sampled negatives')
+  kinds = seq_evaluation.SAMPLED_KINDS
+  check(ev.sampled_kind in kinds, 'eval.sampled_kind', f'one of {kinds}')
+  check(int(ev.every_epochs) >= 1, 'eval.every_epochs', 'a positive integer')
+  check(int(ev.user_block) >= 1, 'eval.user_block', 'a positive integer')
+  names = metric_names(config)
+  check(config.early_stopping.metric in names, 'early_stopping.metric', f'one of {names}')
+  check(int(config.early_stopping.patience) >= 0, 'early_stopping.patience', '>= 0 (0 = off)')
+  sub = config[config.model]
+  for field, value in sub.items():
+    if field in _PROBABILITIES:
+      check(0.0 <= float(value) < 1.0, f'{config.model}.{field}', 'a probability in [0, 1)')
+    elif field in _POSITIVE:
+      check(int(value) > 0, f'{config.model}.{field}', 'a positive integer')
+  # What only the model knows: build it abstractly (no arrays) on a toy catalogue.
+  try:
+    nnx.eval_shape(lambda: build_model(config, n_items=7, n_users=3))
+  except (ValueError, TypeError, KeyError, AttributeError) as e:
+    from seqrec.train import ConfigError  # noqa: PLC0415
+
+    words = re.match(r'\w+', str(e))
+    field = words.group(0) if words and words.group(0) in sub else ''
+    flag = f'{config.model}.{field}' if field else config.model
+    raise ConfigError(f'--config.{flag}: {e}') from e
+
+
+# --- Model, examples, loss ---
+
+
+def build_model(config: ml_collections.ConfigDict, n_items: int, n_users: int) -> nnx.Module:
+  """`config.model` from its registry builder, parameters drawn from `config.seed`."""
+  build = sequential.SEQUENCE_MODELS[config.model]
+  return build(config, n_items, n_users, nnx.Rngs(params=int(config.seed)))
+
+
+def build_examples(config: ml_collections.ConfigDict, data: SequenceData) -> dict[str, np.ndarray]:
+  """The model's fixed-shape training examples (leading example axis)."""
+  sub = config[config.model]
+  if config.model == 'sasrec':
+    return sequence_batches.sasrec_examples(data.train, int(sub.max_len))
+  if config.model == 'bert4rec':
+    return sequence_batches.bert4rec_examples(data.train, int(sub.max_len))
+  if config.model == 'caser':
+    return sequence_batches.caser_examples(data.train, int(sub.L), int(sub.T))
+  if config.model == 'transrec':
+    return sequence_batches.transrec_examples(data.train)
+  raise ValueError(f'no training examples for model {config.model!r}')
+
+
+@dataclasses.dataclass(frozen=True)
+class StepConfig:
+  """The static hyperparameters of the update, resolved from the config (hashable)."""
+
+  loss: str  # a name in seq_losses.LOSSES
+  n_negatives: int
+  loss_kwargs: tuple[tuple[str, Any], ...]
+  negatives_exclude_seen: bool
+  gbce_t: float
+  learning_rate: float
+  adam_b1: float
+  adam_b2: float
+  weight_decay: float
+  grad_clip_norm: float
+
+
+def step_config(config: ml_collections.ConfigDict) -> StepConfig:
+  name, n_negatives, kwargs = resolve_loss(config)
+  return StepConfig(
+    loss=name,
+    n_negatives=n_negatives,
+    loss_kwargs=tuple(sorted(kwargs.items())),
+    negatives_exclude_seen=bool(config.negatives_exclude_seen),
+    gbce_t=float(config.gbce_t),
+    learning_rate=float(config.learning_rate),
+    adam_b1=float(config.adam_b1),
+    adam_b2=float(config.adam_b2),
+    weight_decay=float(config.weight_decay),
+    grad_clip_norm=float(config.grad_clip_norm),
+  )
+
+
+def make_loss(cfg: StepConfig, n_items: int) -> Callable:
+  """`loss(model, h, targets, key, exclude) -> (loss_sum, n_targets)` of `cfg.loss`.
+
+  `targets` [B, P] is 0 wherever nothing is predicted. Sampled losses score each target against
+  `cfg.n_negatives` negatives of its own, drawn uniformly outside the row's `exclude` items when
+  `cfg.negatives_exclude_seen` (SASRec and Caser sample outside the user's items; gSASRec
+  samples from the whole catalogue).
+  """
+  loss_fn = seq_losses.LOSSES[cfg.loss]
+  kwargs = dict(cfg.loss_kwargs)
+
+  def loss(model, h, targets, key, exclude):
+    mask = targets > 0  # [B, P]
+    if cfg.loss == 'ce':
+      scores = model.score_catalog(h)  # [B, P or 1, N+1]
+      scores = jnp.broadcast_to(scores, targets.shape + scores.shape[-1:])  # [B, P, N+1]
+      return loss_fn(scores, targets)
+    negatives = seq_losses.sample_negatives(
+      key,
+      targets.shape + (cfg.n_negatives,),
+      n_items,
+      exclude=exclude if cfg.negatives_exclude_seen else None,
+    )  # [B, P, K]
+    pos = model.score_items(h, targets[..., None])[..., 0]  # [B, P]
+    neg = model.score_items(h, negatives)  # [B, P, K]
+    if cfg.loss == 'gbce':
+      return loss_fn(pos, neg, mask, n_items, cfg.gbce_t, **kwargs)
+    return loss_fn(pos, neg, mask, **kwargs)
+
+  return loss
+
+
+def make_optimizer(cfg: StepConfig) -> optax.GradientTransformation:
+  """Adam with L2 as the papers' PyTorch/TF code adds it: `weight_decay * w` joins the gradient."""
+  parts = []
+  if cfg.grad_clip_norm > 0:
+    parts.append(optax.clip_by_global_norm(cfg.grad_clip_norm))
+  if cfg.weight_decay > 0:
+    parts.append(optax.add_decayed_weights(cfg.weight_decay))
+  parts += [
+    optax.scale_by_adam(b1=cfg.adam_b1, b2=cfg.adam_b2, eps=1e-8),
+    optax.scale(-cfg.learning_rate),
+  ]
+  return optax.chain(*parts)
+
+
+def init_state(model: nnx.Module, tx: optax.GradientTransformation, seed: int) -> TrainState:
+  _, params, others = nnx.split(model, nnx.Param, ...)
+  return TrainState(
+    step=jnp.zeros((), jnp.int32),
+    params=params,
+    others=others,
+    opt_state=tx.init(params),
+    rng=jax.random.fold_in(jax.random.PRNGKey(seed), 1),
+  )
+
+
+def make_update_fn(graphdef, loss_fn: Callable, tx: optax.GradientTransformation) -> Callable:
+  """The pure update `update_fn(state, examples, batch_indices [B], valid [B]) -> (state, stats)`.
+
+  Gathers the batch from the device-resident examples, takes the model's training view, and
+  applies one Adam step to the mean loss over the batch's target positions. A step with no
+  target (the padded tail of an epoch) changes nothing but the step count. `stats` is
+  `[loss_sum, n_targets]`.
+  """
+
+  def update_fn(state: TrainState, examples: dict, batch_indices: jax.Array, valid: jax.Array):
+    batch = {k: v[batch_indices] for k, v in examples.items()}
+    k_view, k_neg = jax.random.split(jax.random.fold_in(state.rng, state.step))
+    exclude = jnp.concatenate(
+      [batch['inputs'], batch.get('targets', batch['inputs'][:, :0])], axis=1
+    )  # [B, L'] items of the example the negatives avoid
+
+    def objective(params):
+      model = nnx.merge(graphdef, params, state.others)
+      h, targets = model.training_view(batch, k_view)  # [B, P, D], [B, P]
+      targets = jnp.where(valid[:, None], targets, 0)
+      loss_sum, n = loss_fn(model, h, targets, k_neg, exclude)
+      return loss_sum / jnp.maximum(n, 1).astype(jnp.float32), (loss_sum, n)
+
+    grads, (loss_sum, n) = jax.grad(objective, has_aux=True)(state.params)
+    updates, opt_state = tx.update(grads, state.opt_state, state.params)
+    params = optax.apply_updates(state.params, updates)
+    active = n > 0
+    params, opt_state = jax.tree.map(
+      lambda new, old: jnp.where(active, new, old),
+      (params, opt_state),
+      (state.params, state.opt_state),
+    )
+    new_state = dataclasses.replace(state, step=state.step + 1, params=params, opt_state=opt_state)
+    return new_state, jnp.stack([loss_sum.astype(jnp.float32), n.astype(jnp.float32)])
+
+  return update_fn
+
+
+@functools.lru_cache(maxsize=16)
+def make_train_chunk(graphdef, cfg: StepConfig, n_items: int, steps_per_call: int) -> Callable:
+  """Jitted `chunk(state, examples, indices [S, B], valid [S, B], start)`: `steps_per_call` steps.
+
+  Runs `make_update_fn`'s update over steps `start .. start + steps_per_call` of the epoch's
+  batches in one `lax.scan`, the state donated; returns `(state, [loss_sum, n_targets])` summed
+  over the steps. Cached per model structure and hyperparameters, so runs in one process share
+  the compiled function.
+  """
+  tx = make_optimizer(cfg)
+  update_fn = make_update_fn(graphdef, make_loss(cfg, n_items), tx)
+
+  def chunk(state, examples, indices, valid, start):
+    idx = jax.lax.dynamic_slice_in_dim(indices, start, steps_per_call)  # [C, B]
+    ok = jax.lax.dynamic_slice_in_dim(valid, start, steps_per_call)  # [C, B]
+    state, stats = jax.lax.scan(lambda s, x: update_fn(s, examples, *x), state, (idx, ok))
+    return state, jnp.sum(stats, axis=0)
+
+  return jax.jit(chunk, donate_argnums=0)
+
+
+# --- Evaluation ---
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalSplit:
+  """One evaluation split, laid out once per run."""
+
+  history: np.ndarray  # [U, L] latest items before the target
+  users: np.ndarray  # [U]
+  targets: np.ndarray  # [U], 0 = not evaluated
+  seen: tuple[np.ndarray, np.ndarray]  # (offsets, values) of everything before the target
+
+  @property
+  def n_targets(self) -> int:
+    return int(np.count_nonzero(self.targets))
+
+
+def eval_split(data: SequenceData, split: str, max_len: int) -> EvalSplit:
+  if split == 'valid':
+    history, targets = data.valid_history, data.valid_target
+  else:
+    history, targets = data.test_history, data.test_target
+  return EvalSplit(
+    history=sequence_batches.history_matrix(history, max_len),
+    users=np.arange(data.n_users, dtype=np.int32),
+    targets=np.asarray(targets, np.int32),
+    seen=(history.offsets, history.values),
+  )
+
+
+def evaluate(model, split: EvalSplit, config: ml_collections.ConfigDict, item_counts) -> dict:
+  """Next-item metrics of `model` on `split` with the run's `config.eval`."""
+  ev = config.eval
+  sampled = None
+  if int(ev.sampled_n) > 0:
+    sampled = dict(n=int(ev.sampled_n), kind=ev.sampled_kind, seed=int(ev.sampled_seed))
+  return seq_evaluation.evaluate_sequences(
+    model,
+    split.history,
+    split.users,
+    split.targets,
+    cutoffs=tuple(int(k) for k in ev.cutoffs),
+    mode=ev.tie_mode,
+    exclude_seen=bool(ev.exclude_seen),
+    seen=split.seen,
+    sampled=sampled,
+    item_counts=item_counts,
+    user_block=int(ev.user_block),
+  )
+
+
+# --- The loop ---
+
+
+def data_hash(data: SequenceData) -> str:
+  """A short hash of the dataset's ids, sequences and targets."""
+  h = hashlib.sha256()
+  for a in (
+    data.item_ids,
+    data.user_ids,
+    data.train.offsets,
+    data.train.values,
+    data.valid_target,
+    data.test_target,
+  ):
+    h.update(np.ascontiguousarray(a).tobytes())
+  return h.hexdigest()[:16]
+
+
+def fingerprint(config: ml_collections.ConfigDict, data: SequenceData) -> dict:
+  """What a checkpoint must agree on with the run restoring it (JSON-normalised)."""
+  fp = {
+    'model': config.model,
+    'hyperparameters': config[config.model].to_dict(),
+    'n_items': int(data.n_items),
+    'n_users': int(data.n_users),
+    'data_sha256': data_hash(data),
+    'loss': list(resolve_loss(config)[:2]),
+    'batch_size': int(config.batch_size),
+  }
+  return json.loads(json.dumps(fp))
+
+
+class _Progress(reporting.Progress):
+  """The progress line, counting target positions."""
+
+  def update(self, done: int, events: int, extra: str = '') -> None:
+    now = time.perf_counter()
+    self.done, self.last = done, now
+    rate = events / max(now - self.start, 1e-9)
+    frac = min(done / self.total, 1.0)
+    line = f'{self.desc} [{"#" * int(frac * 20):<20}] {frac:6.1%} {rate:,.0f} positions/s {extra}'
+    self.stream.write(('\r' + line) if self.tty else (line + '\n'))
+    self.stream.flush()
+
+
+def _median_rate(progress: Progress) -> float:
+  """Median training positions/s over the epochs that did not compile (all if none)."""
+  rates = [p / s for p, s in zip(progress.epoch_positions, progress.epoch_seconds, strict=True)]
+  warm = [r for r, w in zip(rates, progress.epoch_warm, strict=True) if w]
+  rates = warm or rates
+  return float(np.median(rates)) if rates else float('nan')
+
+
+def train_and_evaluate_sequences(config: ml_collections.ConfigDict, workdir: str) -> dict:
+  """Trains the sequence model `config.model` on `config.data` and evaluates it in `workdir`.
+
+  A `workdir` holding a checkpoint of the same model, hyperparameters and dataset resumes from
+  its last finished epoch.
+
+  Returns:
+    `{'test', 'popularity_test', 'epochs', 'best_epoch', 'train_events_per_sec_median' (target
+    positions/s), 'eval_seconds', 'test_events_per_sec', 'wall_seconds', ...}`, also written to
+    `workdir/final_metrics.json`.
+
+  Raises:
+    seqrec.train.ConfigError: on a bad config value (naming the flag), before anything runs.
+    seqrec.checkpointing.CheckpointMismatchError: when `workdir` holds another run.
+  """
+  validate_sequence_config(config)
+  os.makedirs(workdir, exist_ok=True)
+  t_start = time.perf_counter()
+  data = load_sequence_data(config.data)
+  logging.info('data %s: %s', data.name, data.stats())
+  model = build_model(config, data.n_items, data.n_users)
+  graphdef = nnx.split(model, nnx.Param, ...)[0]
+  step_cfg = step_config(config)
+  state = init_state(model, make_optimizer(step_cfg), int(config.seed))
+  del model
+  examples = {k: jnp.asarray(v) for k, v in build_examples(config, data).items()}
+  n_examples = int(next(iter(examples.values())).shape[0])
+  batch_size, steps_per_call = int(config.batch_size), int(config.steps_per_call)
+  chunk_fn = make_train_chunk(graphdef, step_cfg, data.n_items, steps_per_call)
+  max_len = sequential.history_length(config)
+  valid = eval_split(data, 'valid', max_len)
+  has_valid = valid.n_targets > 0
+  item_counts = data.item_counts
+
+  ckpts = checkpointing.RunCheckpoints(workdir)
+  progress = Progress()
+  fp = fingerprint(config, data)
+  meta = ckpts.restore_meta('latest')
+  if meta is not None:
+    if meta.get('fingerprint') != fp:
+      ckpts.close()
+      raise checkpointing.CheckpointMismatchError(
+        f'--workdir={workdir} holds a checkpoint of a different run: {meta.get("fingerprint")} '
+        f'vs this config/dataset {fp}. Use a fresh --workdir.'
+      )
+    state, meta = ckpts.restore('latest', state)
+    progress = Progress(**meta['progress'])
+    logging.info('resumed from %s after epoch %d', workdir, progress.epoch)
+  # Written only once the workdir is known to be this run's, so a refused run leaves it intact.
+  with open(os.path.join(workdir, 'config.json'), 'w') as f:
+    f.write(config.to_json(indent=2))
+  np.savez(os.path.join(workdir, 'ids.npz'), item_ids=data.item_ids, user_ids=data.user_ids)
+  writer = reporting.MetricsWriter(workdir)
+
+  def save(kind: str, tree) -> None:
+    meta = {'fingerprint': fp, 'progress': dataclasses.asdict(progress)}
+    ckpts.save(kind, int(state.step), tree, meta)
+
+  def current_model(params):
+    return nnx.merge(graphdef, params, state.others)
+
+  epoch_key = jax.random.fold_in(jax.random.PRNGKey(int(config.seed)), 2)
+  es, n_epochs = config.early_stopping, int(config.n_epochs)
+  first_epoch = progress.epoch
+  while progress.epoch < n_epochs and not progress.stopped:
+    epoch = progress.epoch
+    indices, ok = sequence_batches.epoch_batches(
+      jax.random.fold_in(epoch_key, epoch), n_examples, batch_size, steps_per_call
+    )
+    n_chunks = indices.shape[0] // steps_per_call
+    bar = _Progress(n_chunks, f'epoch {epoch + 1}/{n_epochs}')
+    t0 = time.perf_counter()
+    pending = []
+    for c in range(n_chunks):
+      state, stats = chunk_fn(state, examples, indices, ok, jnp.int32(c * steps_per_call))
+      pending.append(stats)
+      if bar.due() or c == n_chunks - 1:
+        totals = np.sum(jax.device_get(pending), axis=0)
+        pending = [jnp.asarray(totals)]
+        bar.update(c + 1, int(totals[1]), f'loss {totals[0] / max(totals[1], 1):.4f}')
+    bar.close()
+    totals = np.sum(jax.device_get(pending), axis=0)
+    seconds = time.perf_counter() - t0
+    positions = int(totals[1])
+    progress.epoch_seconds.append(seconds)
+    progress.epoch_positions.append(positions)
+    progress.epoch_warm.append(epoch > first_epoch)  # this process compiled in its first epoch
+    progress.epoch += 1
+    scalars = {
+      'train_loss': float(totals[0] / max(totals[1], 1)),
+      'train_positions_per_sec': positions / seconds,
+      'epoch_seconds': seconds,
+    }
+    run_eval = has_valid and (
+      progress.epoch % int(config.eval.every_epochs) == 0 or progress.epoch == n_epochs
+    )
+    if run_eval:
+      t_eval = time.perf_counter()
+      metrics = evaluate(current_model(state.params), valid, config, item_counts)
+      progress.eval_seconds.append(time.perf_counter() - t_eval)
+      scalars.update({f'valid/{k}': v for k, v in metrics.items()})
+      scalars['valid/seconds'] = progress.eval_seconds[-1]
+      value = metrics[es.metric]
+      if value > progress.best_metric:
+        progress.best_metric, progress.best_epoch, progress.bad_evals = value, progress.epoch, 0
+        save('best', state.params)
+      else:
+        progress.bad_evals += 1
+        progress.stopped = int(es.patience) > 0 and progress.bad_evals >= int(es.patience)
+    writer.write(int(state.step), scalars, epoch=progress.epoch)
+    print(
+      f'epoch {progress.epoch}: '
+      + ' '.join(
+        f'{k}={v:.4f}'
+        for k, v in scalars.items()
+        if k in ('train_loss', 'train_positions_per_sec', f'valid/{es.metric}')
+      ),
+      flush=True,
+    )
+    save('latest', state)
+    if progress.stopped:
+      logging.info('early stopping after epoch %d (best %d)', progress.epoch, progress.best_epoch)
+      break
+
+  # Test metrics of the best validated parameters (or the last ones without validation).
+  params = state.params
+  if has_valid and ckpts.latest_step('best') is not None:
+    params, _ = ckpts.restore('best', params)
+  else:
+    save('best', params)
+  test = eval_split(data, 'test', max_len)
+  t_eval = time.perf_counter()
+  test_metrics = evaluate(current_model(params), test, config, item_counts)
+  test_seconds = time.perf_counter() - t_eval
+  pop = evaluate(seq_evaluation.PopularityModel(item_counts), test, config, item_counts)
+  result = {
+    'test': test_metrics,
+    'test_events_per_sec': test.n_targets / test_seconds,
+    'popularity_test': pop,
+    'epochs': progress.epoch,
+    'best_epoch': progress.best_epoch,
+    'train_events_per_sec_median': _median_rate(progress),
+    'eval_seconds': float(np.sum(progress.eval_seconds)),
+    'test_eval_seconds': test_seconds,
+    'wall_seconds': time.perf_counter() - t_start,
+  }
+  writer.write(
+    int(state.step), {f'test/{k}': v for k, v in test_metrics.items()}, epoch=progress.epoch
+  )
+  with open(os.path.join(workdir, 'final_metrics.json'), 'w') as f:
+    json.dump(result, f, indent=2)
+  writer.close()
+  ckpts.close()
+  return result
