@@ -15,6 +15,7 @@ from seqrec.data import ItemVocab
 from seqrec.models import build_model
 from seqrec.models.gru4rec import ItemTable
 from seqrec.models.hrnn import HRNN
+from seqrec.models.sequential import SEQUENCE_MODELS, history_length
 
 
 @dataclasses.dataclass
@@ -143,7 +144,89 @@ def _encode_user_prefix(
   return outs[-1]
 
 
-def load_run(workdir: str, device: str | None = None) -> Run:
+@dataclasses.dataclass
+class SequenceRun:
+  """A trained user-sequence model (SASRec, BERT4Rec, Caser, TransRec) with its ids.
+
+  Items are given and returned as raw ids (as in the input file); users as raw user ids (Caser
+  and TransRec have per-user parameters; SASRec and BERT4Rec ignore the user).
+  """
+
+  model: nnx.Module
+  config: ml_collections.ConfigDict
+  item_ids: np.ndarray  # [N+1] raw item id of each dense id (entry 0 unused)
+  user_ids: np.ndarray  # [U] raw user ids
+  workdir: str
+
+  def dense_items(self, items) -> np.ndarray:
+    """Raw item ids -> dense ids 1..N; raises KeyError naming unknown ids."""
+    lookup = {raw: i for i, raw in enumerate(self.item_ids.tolist()) if i > 0}
+    raw = [type(self.item_ids[1].item())(i) for i in items]
+    unknown = [i for i in raw if i not in lookup]
+    if unknown:
+      raise KeyError(f'items {unknown} are not in the data of {self.workdir}')
+    return np.array([lookup[i] for i in raw], np.int32)
+
+  def score_history(self, items, user=None) -> np.ndarray:
+    """[N+1] scores of every dense id as the user's next item after `items` (oldest first).
+
+    Entry 0 (padding) is -inf.
+    """
+    dense = self.dense_items(items)
+    width = history_length(self.config)
+    history = np.zeros((1, width), np.int32)
+    kept = dense[-width:]
+    if kept.size:
+      history[0, width - kept.size :] = kept
+    if user is None:
+      user_index = 0
+    else:
+      matches = np.nonzero(self.user_ids == type(self.user_ids[0].item())(user))[0]
+      if not matches.size:
+        raise KeyError(f'user {user!r} is not in the data of {self.workdir}')
+      user_index = int(matches[0])
+    query = self.model.encode_last(jnp.asarray(history), jnp.asarray([user_index], jnp.int32))
+    scores = np.array(self.model.score_catalog(query)[0], np.float32)
+    scores[0] = -np.inf
+    return scores
+
+  def top_k(self, items, k: int = 10, exclude_seen: bool = False, user=None) -> list[tuple]:
+    """The k best next items as `(raw_id, score)`, best first."""
+    scores = self.score_history(items, user)
+    if exclude_seen:
+      scores[self.dense_items(items)] = -np.inf
+    best = np.argsort(-scores, kind='stable')[:k]
+    return [(self.item_ids[i].item(), float(scores[i])) for i in best]
+
+
+def load_sequence_run(workdir: str, config: ml_collections.ConfigDict, target) -> SequenceRun:
+  """Restores the best (else the latest) parameters of a `seqrec.seq_train` run."""
+  from seqrec import seq_train  # noqa: PLC0415 (imports jax-heavy training code)
+
+  ids = np.load(os.path.join(workdir, 'ids.npz'), allow_pickle=False)
+  item_ids, user_ids = ids['item_ids'], ids['user_ids']
+  with jax.default_device(target):
+    model = seq_train.build_model(config, len(item_ids) - 1, len(user_ids))
+    graphdef, params, others = nnx.split(model, nnx.Param, ...)
+    ckpts = checkpointing.RunCheckpoints(workdir)
+    try:
+      restored = ckpts.restore('best', params)
+      if restored is None:
+        tx = seq_train.make_optimizer(seq_train.step_config(config))
+        template = seq_train.init_state(model, tx, int(config.seed))
+        restored = ckpts.restore('latest', template)
+        if restored is None:
+          raise FileNotFoundError(f'{workdir} has no checkpoint yet')
+        params = restored[0].params
+      else:
+        params = restored[0]
+    finally:
+      ckpts.close()
+    model = nnx.merge(graphdef, jax.device_put(params, target), others)
+  return SequenceRun(model, config, item_ids, user_ids, workdir)
+
+
+def load_run(workdir: str, device: str | None = None) -> Run | SequenceRun:
   """Restores the best (else the latest) parameters of the run in `workdir`.
 
   Args:
@@ -151,7 +234,7 @@ def load_run(workdir: str, device: str | None = None) -> Run:
     device: 'cpu', 'gpu', 'tpu' or None for JAX's default device.
 
   Returns:
-    A `Run`.
+    A `Run` (GRU4Rec, HRNN), or a `SequenceRun` for a user-sequence model (SASRec & co.).
 
   Raises:
     FileNotFoundError: when `workdir` holds no run or no checkpoint.
@@ -161,8 +244,10 @@ def load_run(workdir: str, device: str | None = None) -> Run:
     raise FileNotFoundError(f'{config_path} not found: {workdir} is not a seqrec run directory')
   with open(config_path) as f:
     config = ml_collections.ConfigDict(json.load(f))
-  vocab = ItemVocab.load(os.path.join(workdir, 'item_vocab.npz'))
   target = jax.devices(device)[0] if device else jax.devices()[0]
+  if config.model in SEQUENCE_MODELS:
+    return load_sequence_run(workdir, config, target)
+  vocab = ItemVocab.load(os.path.join(workdir, 'item_vocab.npz'))
   with jax.default_device(target):
     model = build_model(config, vocab.size, seed=int(config.seed))
     graphdef, tables, dense = nnx.split(model, ItemTable, nnx.Param)

@@ -14,7 +14,7 @@ from absl import flags
 from flax import nnx
 from ml_collections import config_flags
 
-from seqrec import checkpointing, seq_evaluation, seq_train
+from seqrec import analysis, checkpointing, seq_evaluation, seq_train
 from seqrec.configs import sequence_base, sequence_test
 from seqrec.data.user_sequences import load_sequence_data
 from seqrec.train import ConfigError
@@ -341,3 +341,23 @@ def test_ml1m_recipes_find_their_data(name, valid_users):
   assert (data.n_users, data.n_items) == (6040, 3416)
   assert np.count_nonzero(data.test_target) == 6040
   assert np.count_nonzero(data.valid_target) == valid_users
+
+
+def test_load_run_ranks_a_users_history_as_the_evaluator_does(reference):
+  """`analysis.load_run` restores the best parameters; its scores rank like `rank_targets`."""
+  config = small_config()
+  run = analysis.load_run(str(reference.workdir), device='cpu')
+  assert isinstance(run, analysis.SequenceRun)
+  data = load_sequence_data(config.data)
+  split = seq_train.eval_split(data, 'test', config.sasrec.max_len)
+  model = run.model
+  ranks, _, _ = seq_evaluation.rank_targets(model, split.history, split.users, split.targets)
+  for user in range(5):
+    items = run.item_ids[data.test_history.row(user)]
+    scores = run.score_history(items.tolist(), user=run.user_ids[user].item())
+    target = int(split.targets[user])
+    assert np.sum(scores >= scores[target]) == ranks[user]  # conservative ties
+    best = run.top_k(items.tolist(), k=3, exclude_seen=True)
+    assert len(best) == 3 and not set(i for i, _ in best) & set(items.tolist())
+  with pytest.raises(KeyError, match='not in the data'):
+    run.top_k([10**9])
