@@ -24,7 +24,7 @@ import json
 import logging
 import os
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -318,17 +318,32 @@ def load_session_data(cfg) -> SessionData:
     DataError: on a bad config, unreadable input, or an empty split (message names the file).
   """
   options = DataOptions.from_config(cfg)
+  return cached(options, build_session_data, SessionData.load)
+
+
+def cached(options, build: Callable, load: Callable, version: int = _CACHE_VERSION):
+  """`build(options)`, read from / written to `options.cache_dir` when one is set.
+
+  The file is `cache_path(options, version)`; an unreadable one is rebuilt (with a warning), and a
+  new one is written atomically, so concurrent readers never see half a file.
+
+  Args:
+    options: a dataset options dataclass with `cache_dir` and `dataset_name()`.
+    build: `options -> data`, the data's `save(path)` writing the cache.
+    load: `path -> data`, reading it back.
+    version: the loader's cache version (bumped when processing changes).
+  """
   if not options.cache_dir:
-    return build_session_data(options)
-  path = cache_path(options)
+    return build(options)
+  path = cache_path(options, version=version)
   if path.exists():
     try:
-      return SessionData.load(path)
+      return load(path)
     except (OSError, ValueError, KeyError, zipfile.BadZipFile) as e:
       logging.warning('Ignoring unreadable cache %s (%s); rebuilding it.', path, e)
-  data = build_session_data(options)
+  data = build(options)
   path.parent.mkdir(parents=True, exist_ok=True)
   partial = path.with_name(f'{path.name}.{os.getpid()}.tmp')
   data.save(partial)
-  os.replace(partial, path)  # Atomic: concurrent readers never see a half-written file.
+  os.replace(partial, path)
   return data

@@ -23,9 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import logging
 import os
-import zipfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -685,17 +683,4 @@ def load_sequence_data(cfg) -> SequenceData:
     DataError: on a bad config or unreadable/inconsistent input (the message names the file).
   """
   options = SequenceDataOptions.from_config(cfg)
-  if not options.cache_dir:
-    return build_sequence_data(options)
-  path = loading.cache_path(options, version=_CACHE_VERSION)
-  if path.exists():
-    try:
-      return SequenceData.load(path)
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as e:
-      logging.warning('Ignoring unreadable cache %s (%s); rebuilding it.', path, e)
-  data = build_sequence_data(options)
-  path.parent.mkdir(parents=True, exist_ok=True)
-  partial = path.with_name(f'{path.name}.{os.getpid()}.tmp')
-  data.save(partial)
-  os.replace(partial, path)  # Atomic: concurrent readers never see a half-written file.
-  return data
+  return loading.cached(options, build_sequence_data, SequenceData.load, version=_CACHE_VERSION)

@@ -25,9 +25,7 @@ The resulting splits are listed in `tests/data/test_user_sessions.py`.
 from __future__ import annotations
 
 import dataclasses
-import logging
 import os
-import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -447,17 +445,6 @@ def load_user_session_data(cfg) -> UserSessionData:
     DataError: on a bad config, unreadable input, or an empty split (message names the file).
   """
   options = UserDataOptions.from_config(cfg)
-  if not options.cache_dir:
-    return build_user_session_data(options)
-  path = loading.cache_path(options, version=_CACHE_VERSION)
-  if path.exists():
-    try:
-      return UserSessionData.load(path)
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as e:
-      logging.warning('Ignoring unreadable cache %s (%s); rebuilding it.', path, e)
-  data = build_user_session_data(options)
-  path.parent.mkdir(parents=True, exist_ok=True)
-  partial = path.with_name(f'{path.name}.{os.getpid()}.tmp')
-  data.save(partial)
-  os.replace(partial, path)  # Atomic: concurrent readers never see a half-written file.
-  return data
+  return loading.cached(
+    options, build_user_session_data, UserSessionData.load, version=_CACHE_VERSION
+  )
