@@ -17,6 +17,7 @@ class MetricsWriter:
 
   def __init__(self, workdir: str):
     os.makedirs(workdir, exist_ok=True)
+    self.workdir = workdir
     self.path = os.path.join(workdir, 'metrics.jsonl')
     self._tb = None
     try:
@@ -39,6 +40,13 @@ class MetricsWriter:
   def close(self) -> None:
     if self._tb is not None:
       self._tb.close()
+
+  def finish(self, step: int, epoch: int, test_metrics: dict, result: dict) -> None:
+    """Writes the final `test/` line and `final_metrics.json` (the run's `result`), and closes."""
+    self.write(step, {f'test/{k}': v for k, v in test_metrics.items()}, epoch=epoch)
+    with open(os.path.join(self.workdir, 'final_metrics.json'), 'w') as f:
+      json.dump(result, f, indent=2)
+    self.close()
 
 
 def _plain(value):

@@ -604,11 +604,6 @@ def train_and_evaluate_sequences(config: ml_collections.ConfigDict, workdir: str
     'test_eval_seconds': test_seconds,
     'wall_seconds': time.perf_counter() - t_start,
   }
-  writer.write(
-    int(state.step), {f'test/{k}': v for k, v in test_metrics.items()}, epoch=progress.epoch
-  )
-  with open(os.path.join(workdir, 'final_metrics.json'), 'w') as f:
-    json.dump(result, f, indent=2)
-  writer.close()
+  writer.finish(int(state.step), progress.epoch, test_metrics, result)
   ckpts.close()
   return result

@@ -2,7 +2,6 @@
 
 import dataclasses
 import hashlib
-import json
 import os
 import time
 from collections.abc import Callable
@@ -75,9 +74,12 @@ def popularity_metrics(data: SessionData, events, cutoffs, tie_mode: str) -> dic
 
 def evaluate(model, events, config: ml_collections.ConfigDict) -> dict[str, float]:
   """Full-catalogue next-item metrics of `model` on `events` with the run's `config.eval`."""
-  return evaluation.evaluate_sessions(
-    model,
-    events,
+  return evaluation.evaluate_sessions(model, events, **eval_options(config))
+
+
+def eval_options(config: ml_collections.ConfigDict) -> dict:
+  """The `config.eval` settings every session evaluator takes, as keyword arguments."""
+  return dict(
     batch_size=int(config.eval.batch_size),
     cutoffs=tuple(config.eval.cutoffs),
     mode=config.eval.tie_mode,
@@ -405,12 +407,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     'train_events_per_sec_median': _median_rate(progress),
     'wall_seconds': time.perf_counter() - t_start,
   }
-  writer.write(
-    int(state.step), {f'test/{k}': v for k, v in test_metrics.items()}, epoch=progress.epoch
-  )
-  with open(os.path.join(workdir, 'final_metrics.json'), 'w') as f:
-    json.dump(result, f, indent=2)
-  writer.close()
+  writer.finish(int(state.step), progress.epoch, test_metrics, result)
   ckpts.close()
   return result
 

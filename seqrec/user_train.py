@@ -26,7 +26,7 @@ from seqrec.data.user_parallel import build_user_schedule_from_events
 from seqrec.data.user_sessions import USER_FORMATS, load_user_session_data
 from seqrec.models import build_model
 from seqrec.models.gru4rec import ItemTable
-from seqrec.train import Task, make_mesh, zero_carry
+from seqrec.train import Task, eval_options, make_mesh, zero_carry
 
 # Models that train on user-session data.
 USER_DATA_MODELS = ('hrnn', 'gru4rec')
@@ -49,11 +49,7 @@ def evaluate_user_split(model, data, split: str, config: ml_collections.ConfigDi
     model,
     history,
     held_out,
-    batch_size=int(config.eval.batch_size),
-    cutoffs=tuple(config.eval.cutoffs),
-    mode=config.eval.tie_mode,
-    item_chunk=int(config.eval.item_chunk),
-    steps_per_call=int(config.eval.steps_per_call),
+    **eval_options(config),
     use_user_state=hierarchical,
     first_n=tuple(config.eval.get('first_n', ())),
     history_sessions=int(config.eval.get('history_sessions', -1)),
