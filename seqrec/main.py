@@ -72,10 +72,16 @@ def summary(result: dict) -> str:
       int(parsed[k]['k']),
     ),
   )
-  width = max(len(k) for k in names)
+  width = max([len('test metric')] + [len(k) for k in names])
   lines = [f'{"test metric":<{width}}  {"model":>8}  {"POP":>8}']
   lines += [f'{k:<{width}}  {model[k]:8.4f}  {pop.get(k, float("nan")):8.4f}' for k in names]
-  lines.append(f'({int(model["count"])} test predictions, full-catalogue ranking)')
+  sampled = sorted(
+    {parsed[k]['prefix'] for k in names if (parsed[k]['prefix'] or '').startswith('sampled')}
+  )
+  protocol = 'full-catalogue ranking'
+  if sampled:  # e.g. sampled100_uniform: the target among 100 uniformly drawn negatives
+    protocol += f'; rows prefixed {", ".join(sampled)} rank among sampled negatives only'
+  lines.append(f'({int(model["count"])} test predictions, {protocol})')
   return '\n'.join(lines)
 
 
