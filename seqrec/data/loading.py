@@ -101,27 +101,7 @@ class DataOptions:
     Raises:
       DataError: on an unknown format, a missing `train_path` or an out-of-range value.
     """
-    values = {}
-    for field in dataclasses.fields(cls):
-      if isinstance(cfg, Mapping):
-        value = cfg.get(field.name, field.default)
-      else:
-        value = getattr(cfg, field.name, field.default)
-      if field.name == 'event_types' and not isinstance(value, str):
-        value = ','.join(value)  # a list of labels
-      # Coerce so that equal settings (1 vs 1.0, Path vs str) give equal cache keys.
-      if value is None:
-        value = field.default
-      elif field.type == 'str':
-        value = str(value)
-      elif field.type in ('int', 'float'):
-        value = int(value) if field.type == 'int' else float(value)
-      else:  # preprocess: bool | None
-        value = bool(value)
-      values[field.name] = value
-    options = cls(**values)
-    options._validate()
-    return options
+    return options_from_config(cls, cfg)
 
   def _validate(self) -> None:
     if self.format not in FORMATS:
@@ -161,6 +141,41 @@ class DataOptions:
     if self.name:
       return self.name
     return 'synthetic' if self.format == 'synthetic' else Path(self.train_path).stem
+
+
+def options_from_config(cls, cfg):
+  """A data options dataclass `cls` from a ConfigDict, a mapping or any object, validated.
+
+  Fields the config lacks take their defaults, and fields `cls` lacks are ignored. Values are
+  coerced to the field's type so that equal settings (1 vs 1.0, Path vs str) give equal cache
+  keys; a list given for a `str` field (e.g. event labels) is joined with commas; None keeps the
+  default.
+
+  Raises:
+    DataError: from `cls._validate` on a bad value.
+  """
+  values = {}
+  for field in dataclasses.fields(cls):
+    if isinstance(cfg, Mapping):
+      value = cfg.get(field.name, field.default)
+    else:
+      value = getattr(cfg, field.name, field.default)
+    if value is None:
+      value = field.default
+    elif field.type == 'str':
+      value = (
+        value
+        if isinstance(value, str)
+        else (','.join(value) if isinstance(value, (list, tuple)) else str(value))
+      )
+    elif field.type in ('int', 'float'):
+      value = int(value) if field.type == 'int' else float(value)
+    else:  # bool, or DataOptions.preprocess (bool | None)
+      value = bool(value)
+    values[field.name] = value
+  options = cls(**values)
+  options._validate()
+  return options
 
 
 def default_config():

@@ -24,7 +24,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -566,18 +566,7 @@ class SequenceDataOptions:
     Raises:
       DataError: on an unknown format or split, a missing path or an out-of-range value.
     """
-    values = {}
-    for field in dataclasses.fields(cls):
-      if isinstance(cfg, Mapping):
-        value = cfg.get(field.name, field.default)
-      else:
-        value = getattr(cfg, field.name, field.default)
-      # Coerce so that equal settings (1 vs 1.0, Path vs str) give equal cache keys.
-      converter = {'str': str, 'int': int, 'float': float}[field.type]
-      values[field.name] = converter(field.default if value is None else value)
-    options = cls(**values)
-    options._validate()
-    return options
+    return loading.options_from_config(cls, cfg)
 
   def _validate(self) -> None:
     if self.format not in SEQUENCE_FORMATS:

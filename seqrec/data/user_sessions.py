@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -268,22 +267,7 @@ class UserDataOptions:
     Raises:
       DataError: on an unknown format, a missing `train_path` or an out-of-range value.
     """
-    values = {}
-    for field in dataclasses.fields(cls):
-      if isinstance(cfg, Mapping):
-        value = cfg.get(field.name, field.default)
-      else:
-        value = getattr(cfg, field.name, field.default)
-      if field.name == 'event_types' and not isinstance(value, str):
-        value = ','.join(value)  # a list of labels
-      # Coerce so that equal settings (1 vs 1.0, Path vs str) give equal cache keys.
-      if value is None:
-        value = field.default
-      converter = {'str': str, 'int': int, 'float': float, 'bool': bool}[field.type]
-      values[field.name] = converter(value)
-    options = cls(**values)
-    options._validate()
-    return options
+    return loading.options_from_config(cls, cfg)
 
   def _validate(self) -> None:
     if self.format not in USER_FORMATS:
