@@ -292,7 +292,15 @@ def test_bert4rec_loss_counts_only_masked_positions():
   model = _model('bert4rec')
   batch = _batch('bert4rec')
   h, targets = _view(model, batch, jax.random.key(3))
-  assert np.all((np.asarray(targets) > 0) <= (np.asarray(batch['inputs']) > 0))
+  # Every row masks its share of items, and the gathered targets are exactly those items.
+  n_valid = np.sum(np.asarray(batch['inputs']) > 0, axis=1)
+  n_mask = np.minimum(np.maximum(np.floor(n_valid * model.mask_prob + 0.5), 1), 40)
+  last_only = np.sum(np.asarray(targets) > 0, axis=1) == 1
+  np.testing.assert_array_equal(
+    np.sum(np.asarray(targets) > 0, axis=1)[~last_only], n_mask[~last_only]
+  )
+  for row, items in zip(np.asarray(batch['inputs']), np.asarray(targets), strict=True):
+    assert set(items[items > 0]) <= set(row[row > 0])
   loss, n = seq_losses.full_softmax(_catalog(model, h), targets)
   assert n == np.sum(np.asarray(targets) > 0) > 0
   unmasked = np.argwhere((np.asarray(targets) == 0))
@@ -303,6 +311,36 @@ def test_bert4rec_loss_counts_only_masked_positions():
   noise = jnp.zeros_like(h).at[masked[0, 0], masked[0, 1]].set(3.0)
   loss_masked, _ = seq_losses.full_softmax(_catalog(model, h + noise), targets)
   assert abs(float(loss_masked - loss)) > 1e-3
+
+
+def test_bert4rec_training_view_gathers_the_masked_slots_of_the_full_pass():
+  model = BERT4Rec(
+    N_ITEMS,
+    max_len=L + 2,
+    hidden=8,
+    n_heads=2,
+    intermediate=12,
+    dropout=0.0,
+    attention_dropout=0.0,
+    mask_prob=0.4,
+    max_predictions=3,
+    rngs=nnx.Rngs(0),
+  )
+  batch = _batch('bert4rec', rows=6)
+  key = jax.random.key(7)
+  h, targets = _view(model, batch, key)
+  assert h.shape == (6, 3, 8) and targets.shape == (6, 3)
+  masked, full_targets = mask_items(
+    jax.random.split(key)[0], batch['inputs'], model.mask_token, 0.4, 3, model.mask_last_prob
+  )
+  full = np.asarray(_encode(model, masked))  # [B, L, D]
+  for r in range(6):
+    slots = np.flatnonzero(np.asarray(full_targets[r]))
+    k = len(slots)
+    assert k <= 3
+    np.testing.assert_array_equal(np.asarray(targets[r, :k]), np.asarray(full_targets[r])[slots])
+    np.testing.assert_array_equal(np.asarray(targets[r, k:]), 0)
+    np.testing.assert_allclose(np.asarray(h[r, :k]), full[r, slots], rtol=1e-5, atol=1e-6)
 
 
 def test_bert4rec_encode_last_appends_the_mask_token():

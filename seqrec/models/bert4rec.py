@@ -193,6 +193,10 @@ class BERT4Rec(nnx.Module):
     Returns:
       [B, L, D]: at each position, the query that scores the item hidden there.
     """
+    return self.output_transform(self.encode_body(inputs, key))
+
+  def encode_body(self, inputs: jax.Array, key: jax.Array | None = None) -> jax.Array:
+    """[B, L] ids -> [B, L, D] outputs of the last encoder layer (before the output transform)."""
     keys = split_keys(key, 1 + len(self.layers))
     x = self.item_table()[inputs]  # [B, L, D]
     x = x + self.position_embedding[...][right_aligned_positions(inputs.shape[1], self.max_len)]
@@ -200,10 +204,20 @@ class BERT4Rec(nnx.Module):
     visible = (inputs > 0)[:, None, :]  # [B, 1, L]: every query sees every non-padding slot
     for layer, k in zip(self.layers, keys[1:], strict=True):
       x = layer(x, visible, k)
+    return x
+
+  def output_transform(self, x: jax.Array) -> jax.Array:
+    """The masked-LM transform (dense, GELU, LayerNorm): [..., D] -> [..., D]."""
     return self.head_norm(jax.nn.gelu(self.head(x), approximate=False))
 
   def training_view(self, batch: dict, key: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """({'inputs' [B, L]}, key) -> (h [B, L, D], targets [B, L]: hidden item or 0)."""
+    """({'inputs' [B, L]}, key) -> (h [B, P, D], targets [B, P]) at the masked slots.
+
+    Only the masked slots are scored, so the loss (a softmax over the whole catalogue) is paid
+    for P = min(max_predictions, L) slots per row instead of L: a row masks at most
+    `max_predictions` items. Slots are gathered in window order; a row with fewer masked items
+    pads the rest with target 0, which every loss ignores.
+    """
     key_mask, key_dropout = jax.random.split(key)
     inputs, targets = mask_items(
       key_mask,
@@ -213,7 +227,10 @@ class BERT4Rec(nnx.Module):
       self.max_predictions,
       self.mask_last_prob,
     )
-    return self.encode(inputs, key_dropout), targets
+    n_slots = min(self.max_predictions, inputs.shape[1])
+    slots = jnp.argsort(targets == 0, axis=-1, stable=True)[:, :n_slots]  # [B, P] masked first
+    x = jnp.take_along_axis(self.encode_body(inputs, key_dropout), slots[..., None], axis=1)
+    return self.output_transform(x), jnp.take_along_axis(targets, slots, axis=1)
 
   def encode_last(self, history: jax.Array, users: jax.Array) -> jax.Array:
     """[B, L] left-padded histories (users unused) -> [B, D] query for the next item.
