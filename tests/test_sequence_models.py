@@ -208,6 +208,34 @@ def test_sasrec_more_left_padding_changes_nothing():
   )
 
 
+def test_sasrec_separate_output_embedding_scores_with_its_own_table():
+  """gSASRec's option: the encoder is unchanged, the scores use the second table."""
+  shared = SASRec(N_ITEMS, max_len=L + 2, hidden=8, n_blocks=1, dropout=0.0, rngs=nnx.Rngs(4))
+  separate = SASRec(
+    N_ITEMS,
+    max_len=L + 2,
+    hidden=8,
+    n_blocks=1,
+    dropout=0.0,
+    separate_output_embedding=True,
+    rngs=nnx.Rngs(4),
+  )
+  assert shared.output_embedding is None
+  separate.item_embedding[...] = shared.item_embedding[...]
+  separate.position_embedding[...] = shared.position_embedding[...]
+  nnx.update(separate.blocks, nnx.state(shared.blocks))
+  inputs = _windows(6)
+  h = _encode(separate, inputs)[:, -1]
+  np.testing.assert_allclose(h, _encode(shared, inputs)[:, -1], rtol=1e-6)
+  out = np.asarray(separate.output_embedding[...])
+  assert not np.allclose(out, np.asarray(separate.item_table()))
+  np.testing.assert_allclose(_catalog(separate, h), np.asarray(h) @ out.T, rtol=1e-5, atol=1e-6)
+  items = jnp.asarray([[1, 5, 9]] * h.shape[0], jnp.int32)
+  np.testing.assert_allclose(
+    _score_items(separate, h, items), (np.asarray(h) @ out.T)[:, [1, 5, 9]], rtol=1e-5, atol=1e-6
+  )
+
+
 # -- BERT4Rec ------------------------------------------------------------------------------------
 
 
@@ -527,7 +555,7 @@ def test_registry_builds_the_paper_configs(name):
 
 def test_paper_defaults():
   assert dict(sequential.sequence_model_config('sasrec')) == dict(
-    max_len=200, hidden=50, n_blocks=2, n_heads=1, dropout=0.2
+    max_len=200, hidden=50, n_blocks=2, n_heads=1, dropout=0.2, separate_output_embedding=False
   )
   bert = sequential.sequence_model_config('bert4rec')
   assert (bert.hidden, bert.n_layers, bert.n_heads, bert.mask_prob) == (64, 2, 2, 0.2)

@@ -7,8 +7,11 @@ also hold out their second-to-last item for validation). Settings of gSASRec-pyt
 and 256 negatives per positive drawn uniformly from the whole catalogue, Adam (PyTorch default:
 lr 1e-3), batch 128, an epoch is one pass (at most 100 batches), early stopping after 200
 epochs without a better validation NDCG@10, rated items filtered from the ranking.
-Deviation: seqrec's SASRec scores with the input item embeddings, gSASRec-pytorch with a
-separate output table (`reuse_item_embeddings=False`).
+Items are scored with a separate output table (`sasrec.separate_output_embedding`), gSASRec's
+default (`reuse_item_embeddings=False`), which its README reports converges better.
+Known deviations from gSASRec-pytorch, whose block follows the official SASRec TF code as
+seqrec's does: seqrec scales the input embeddings by sqrt(D) and initialises the tables
+Glorot-uniform (the TF code's choices), where the PyTorch port adds unscaled N(0, 1) embeddings.
 
 Expected (full-catalogue test ranking, seen items excluded), gSASRec-pytorch's README:
 Recall@1 0.0754, Recall@10 0.3003, NDCG@10 0.1726 (`recall@1`, `recall@10`, `ndcg@10`).
@@ -25,7 +28,9 @@ def get_config():
   config.data = sequence_base.data_config(
     format='gsasrec_split', path=sequence_base.ML1M_PATH, split='given', name='ml1m_gsasrec'
   )
-  config.sasrec.update(max_len=200, hidden=128, n_blocks=2, n_heads=1, dropout=0.5)
+  config.sasrec.update(
+    max_len=200, hidden=128, n_blocks=2, n_heads=1, dropout=0.5, separate_output_embedding=True
+  )
   config.loss = 'gbce'
   config.n_negatives = 256
   config.gbce_t = 0.75

@@ -11,6 +11,8 @@ pmixer/SASRec.pytorch mirrors:
   `ReLU(f W1 + b1)` with dropout, `W2 + b2` with dropout; residual `x = f + FFN(f)`; padding
   zeroed (the residuals add the *normalised* inputs, as both official codes do);
 * a final LN; scores are dot products with the (shared, unscaled) item embedding, no bias.
+  With `separate_output_embedding=True` they use a second item table instead, the option the
+  SASRec paper describes and gSASRec-pytorch uses by default (`reuse_item_embeddings=False`).
 
 Initialisation is TF's default Glorot-uniform for the embedding tables and the dense kernels,
 zero biases, unit layer-norm scales. Layer norms use the official epsilon 1e-8.
@@ -75,6 +77,8 @@ class SASRec(nnx.Module):
     n_blocks: number of self-attention blocks (paper: 2).
     n_heads: attention heads (paper: 1).
     dropout: dropout rate on the embeddings, attention probabilities and FFN (paper, ML-1M: 0.2).
+    separate_output_embedding: score items with their own output table instead of the input
+      item embedding (official SASRec: shared; gSASRec: separate).
     rngs: parameter RNG.
   """
 
@@ -87,6 +91,7 @@ class SASRec(nnx.Module):
     n_blocks: int = 2,
     n_heads: int = 1,
     dropout: float = 0.2,
+    separate_output_embedding: bool = False,
     rngs: nnx.Rngs,
   ):
     self.n_items = int(n_items)
@@ -99,11 +104,22 @@ class SASRec(nnx.Module):
       [SASRecBlock(hidden, n_heads, dropout, rngs=rngs) for _ in range(n_blocks)]
     )
     self.final_norm = LayerNorm(hidden, _LN_EPSILON)
+    self.output_embedding = (
+      nnx.Param(glorot_uniform(rngs.params(), (n_items + 1, hidden)))
+      if separate_output_embedding
+      else None
+    )
 
   def item_table(self) -> jax.Array:
     """[N+1, D] item embeddings with the padding row forced to zero."""
     table = self.item_embedding[...]
     return table.at[0].set(0.0)
+
+  def output_table(self) -> jax.Array:
+    """[N+1, D] the table items are scored with (the input table unless a separate one exists)."""
+    if self.output_embedding is None:
+      return self.item_table()
+    return self.output_embedding[...]
 
   def encode(self, inputs: jax.Array, key: jax.Array | None = None) -> jax.Array:
     """Runs the network over left-padded windows.
@@ -138,9 +154,9 @@ class SASRec(nnx.Module):
 
   def score_items(self, h: jax.Array, items: jax.Array) -> jax.Array:
     """h [..., D] (broadcastable against items' leading axes), items [..., K] -> [..., K]."""
-    rows = self.item_table()[items]  # [..., K, D]
+    rows = self.output_table()[items]  # [..., K, D]
     return (h[..., None, :] @ jnp.swapaxes(rows, -1, -2))[..., 0, :]
 
   def score_catalog(self, h: jax.Array) -> jax.Array:
     """[..., D] -> [..., N+1] scores of every id (column 0 is padding)."""
-    return h @ self.item_table().T
+    return h @ self.output_table().T

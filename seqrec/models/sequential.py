@@ -10,7 +10,9 @@ from seqrec.models.transrec import TransRec
 
 # The papers' ML-1M settings (see each model's module docstring for the official-code notes).
 _DEFAULTS = {
-  'sasrec': dict(max_len=200, hidden=50, n_blocks=2, n_heads=1, dropout=0.2),
+  'sasrec': dict(
+    max_len=200, hidden=50, n_blocks=2, n_heads=1, dropout=0.2, separate_output_embedding=False
+  ),
   'bert4rec': dict(
     max_len=200,
     hidden=64,
@@ -70,6 +72,8 @@ def build_sasrec(config, n_items: int, n_users: int, rngs: nnx.Rngs) -> SASRec:
     n_blocks=int(c.n_blocks),
     n_heads=int(c.n_heads),
     dropout=float(c.dropout),
+    # Runs saved before this option existed have no key: they used the shared table.
+    separate_output_embedding=bool(c.get('separate_output_embedding', False)),
     rngs=rngs,
   )
 
