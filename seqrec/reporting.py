@@ -15,10 +15,23 @@ class MetricsWriter:
   dependency); without it the JSON lines are still written and a warning is logged once.
   """
 
-  def __init__(self, workdir: str):
+  def __init__(self, workdir: str, keep_through_step: int | None = None):
+    """Opens the run's metrics; `keep_through_step` drops lines logged after that step.
+
+    A resumed run passes its checkpoint's step: epochs logged after the last checkpoint of a
+    killed run are trained again, and the log keeps each of them once. (TensorBoard's event
+    files keep both copies; the later one is the resumed run's.)
+    """
     os.makedirs(workdir, exist_ok=True)
     self.workdir = workdir
     self.path = os.path.join(workdir, 'metrics.jsonl')
+    if keep_through_step is not None and os.path.exists(self.path):
+      with open(self.path) as f:
+        lines = [line for line in f if line.strip()]
+      kept = [line for line in lines if json.loads(line)['step'] <= keep_through_step]
+      if len(kept) < len(lines):
+        with open(self.path, 'w') as f:
+          f.writelines(kept)
     self._tb = None
     try:
       from tensorboardX import SummaryWriter  # noqa: PLC0415 (optional at import time)

@@ -150,6 +150,11 @@ def validate_sequence_config(config: ml_collections.ConfigDict) -> None:
   check(int(config.batch_size) > 0, 'batch_size', 'a positive integer')
   check(int(config.n_epochs) >= 0, 'n_epochs', 'a non-negative integer')
   check(int(config.steps_per_call) > 0, 'steps_per_call', 'a positive integer')
+  check(
+    float(config.get('checkpoint_every_secs', 0.0)) >= 0,
+    'checkpoint_every_secs',
+    'a non-negative number of seconds (0 = every epoch)',
+  )
   ev = config.eval
   check(ev.tie_mode in evaluation.MODES, 'eval.tie_mode', f'one of {evaluation.MODES}')
   check(
@@ -510,14 +515,21 @@ def train_and_evaluate_sequences(config: ml_collections.ConfigDict, workdir: str
   with open(os.path.join(workdir, 'config.json'), 'w') as f:
     f.write(config.to_json(indent=2))
   np.savez(os.path.join(workdir, 'ids.npz'), item_ids=data.item_ids, user_ids=data.user_ids)
-  writer = reporting.MetricsWriter(workdir)
+  writer = reporting.MetricsWriter(workdir, keep_through_step=int(state.step))
 
-  def save(kind: str, tree) -> None:
+  def save(kind: str, tree, step: int | None = None) -> None:
     meta = {'fingerprint': fp, 'progress': dataclasses.asdict(progress)}
-    ckpts.save(kind, int(state.step), tree, meta)
+    ckpts.save(kind, int(state.step) if step is None else step, tree, meta)
 
   def current_model(params):
     return nnx.merge(graphdef, params, state.others)
+
+  # Checkpoint writes are spaced in time: on a GPU an epoch can take well under a second, far
+  # less than a write. The best parameters wait on device until the next write, which stores
+  # them before the 'latest' state whose progress refers to them.
+  ckpt_every = float(config.get('checkpoint_every_secs', 0.0))
+  last_write = time.perf_counter()
+  unsaved_best = None
 
   epoch_key = jax.random.fold_in(jax.random.PRNGKey(int(config.seed)), 2)
   es, n_epochs = config.early_stopping, int(config.n_epochs)
@@ -563,7 +575,8 @@ def train_and_evaluate_sequences(config: ml_collections.ConfigDict, workdir: str
       value = metrics[es.metric]
       if value > progress.best_metric:
         progress.best_metric, progress.best_epoch, progress.bad_evals = value, progress.epoch, 0
-        save('best', state.params)
+        # A copy: the next training call donates the state's buffers.
+        unsaved_best = (int(state.step), jax.tree.map(jnp.copy, state.params))
       else:
         progress.bad_evals += 1
         progress.stopped = int(es.patience) > 0 and progress.bad_evals >= int(es.patience)
@@ -577,7 +590,13 @@ def train_and_evaluate_sequences(config: ml_collections.ConfigDict, workdir: str
       ),
       flush=True,
     )
-    save('latest', state)
+    final = progress.stopped or progress.epoch >= n_epochs
+    if final or time.perf_counter() - last_write >= ckpt_every:
+      if unsaved_best is not None:
+        save('best', unsaved_best[1], step=unsaved_best[0])
+        unsaved_best = None
+      save('latest', state)
+      last_write = time.perf_counter()
     if progress.stopped:
       logging.info('early stopping after epoch %d (best %d)', progress.epoch, progress.best_epoch)
       break

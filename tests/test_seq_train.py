@@ -147,7 +147,12 @@ class Killed(Exception):
   """Stands in for a kill of the training process."""
 
 
-def test_run_killed_mid_epoch_resumes_to_the_same_numbers(reference, tmp_path, monkeypatch):
+@pytest.mark.parametrize('every_secs', [0.0, 3600.0])
+def test_run_killed_mid_epoch_resumes_to_the_same_numbers(
+  every_secs, reference, tmp_path, monkeypatch
+):
+  """Killed in epoch 3: it resumes after epoch 2 (a checkpoint per epoch) or from the start (no
+  checkpoint written yet); either way the log holds each epoch once and the numbers agree."""
   make_real = seq_train.make_train_chunk
 
   def make_killing(*args, **kwargs):
@@ -165,8 +170,15 @@ def test_run_killed_mid_epoch_resumes_to_the_same_numbers(reference, tmp_path, m
   with monkeypatch.context() as patch:
     patch.setattr(seq_train, 'make_train_chunk', make_killing)
     with pytest.raises(Killed):
-      seq_train.train_and_evaluate_sequences(small_config(), str(tmp_path))
+      seq_train.train_and_evaluate_sequences(
+        small_config(checkpoint_every_secs=every_secs), str(tmp_path)
+      )
   assert [r['epoch'] for r in epoch_lines(read_metrics(tmp_path))] == [1, 2]
+  ckpts = checkpointing.RunCheckpoints(str(tmp_path))
+  try:
+    assert ckpts.latest_step('latest') == (24 if every_secs == 0 else None)  # 12 steps/epoch
+  finally:
+    ckpts.close()
   resumed = seq_train.train_and_evaluate_sequences(small_config(), str(tmp_path))
   assert [r['epoch'] for r in epoch_lines(read_metrics(tmp_path))] == list(range(1, 9))
   assert comparable(resumed) == comparable(reference.result)
