@@ -7,6 +7,10 @@ comparison that also gives SASRec+ (`sasrec_ce_ml1m.py`): cross-entropy over all
 masked positions, Adam lr 1e-3, batch 128, at most 200 epochs with early stopping after 20
 validations without a better NDCG@10, seen items filtered from the ranking, no forced masking of
 the last item. (The original BERT4Rec code instead trains 400k steps at lr 1e-4, batch 256.)
+Two differences from that setup remain, both from the official BERT4Rec code: each row masks
+exactly round(0.2 n) of its n items (at most 40) where K&V draw each item's mask independently
+with probability 0.2, and the scores pass through BERT's output transform (dense, GELU,
+LayerNorm) and add a per-item bias, where K&V score the encoder output directly.
 
 Expected (full-catalogue ranking, leave-one-out test, seen items excluded): published NDCG@10
 0.1537 (`ndcg@10` in the result).
