@@ -61,7 +61,7 @@ class Progress:
   best_metric: float = -1.0
   best_epoch: int = -1
   bad_evals: int = 0  # validations without improvement since the best one
-  stopped: bool = False  # early stopping ended the run (a rerun does not train on)
+  stopped: bool = False  # early stopping ended the run (a rerun with the same patience stops)
   epoch_seconds: list = dataclasses.field(default_factory=list)
   epoch_positions: list = dataclasses.field(default_factory=list)
   epoch_warm: list = dataclasses.field(default_factory=list)  # False: included compilation
@@ -510,6 +510,9 @@ def train_and_evaluate_sequences(config: ml_collections.ConfigDict, workdir: str
       )
     state, meta = ckpts.restore('latest', state)
     progress = Progress(**meta['progress'])
+    # Stopping is judged with this run's patience: a rerun with a larger one (or 0) trains on.
+    patience = int(config.early_stopping.patience)
+    progress.stopped = patience > 0 and progress.bad_evals >= patience
     logging.info('resumed from %s after epoch %d', workdir, progress.epoch)
   # Written only once the workdir is known to be this run's, so a refused run leaves it intact.
   with open(os.path.join(workdir, 'config.json'), 'w') as f:

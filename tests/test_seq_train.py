@@ -247,6 +247,13 @@ def test_early_stopping_replays_from_the_logged_validation(tmp_path):
   again = seq_train.train_and_evaluate_sequences(config, str(tmp_path))
   assert comparable(again) == comparable(result)
   assert len(epoch_lines(read_metrics(tmp_path))) == len(evaluated) * 2
+  # With a larger patience the same workdir trains on from where it stopped.
+  config.early_stopping.patience = 1000
+  config.n_epochs = result['epochs'] + 4
+  longer = seq_train.train_and_evaluate_sequences(config, str(tmp_path))
+  assert longer['epochs'] == result['epochs'] + 4
+  epochs = [r['epoch'] for r in epoch_lines(read_metrics(tmp_path))]
+  assert epochs == list(range(1, result['epochs'] + 5))
 
 
 def test_padded_steps_change_nothing():
