@@ -67,6 +67,10 @@ class Progress:
   epoch_warm: list = dataclasses.field(default_factory=list)  # False: included compilation
   eval_seconds: list = dataclasses.field(default_factory=list)
 
+  def judge_stop(self, patience: int) -> None:
+    """Early stopping: `patience` validations without improvement end the run (0 = never)."""
+    self.stopped = patience > 0 and self.bad_evals >= patience
+
 
 # --- Config ---
 
@@ -151,7 +155,7 @@ def validate_sequence_config(config: ml_collections.ConfigDict) -> None:
   check(int(config.n_epochs) >= 0, 'n_epochs', 'a non-negative integer')
   check(int(config.steps_per_call) > 0, 'steps_per_call', 'a positive integer')
   check(
-    float(config.get('checkpoint_every_secs', 0.0)) >= 0,
+    float(config.checkpoint_every_secs) >= 0,
     'checkpoint_every_secs',
     'a non-negative number of seconds (0 = every epoch)',
   )
@@ -511,8 +515,7 @@ def train_and_evaluate_sequences(config: ml_collections.ConfigDict, workdir: str
     state, meta = ckpts.restore('latest', state)
     progress = Progress(**meta['progress'])
     # Stopping is judged with this run's patience: a rerun with a larger one (or 0) trains on.
-    patience = int(config.early_stopping.patience)
-    progress.stopped = patience > 0 and progress.bad_evals >= patience
+    progress.judge_stop(int(config.early_stopping.patience))
     logging.info('resumed from %s after epoch %d', workdir, progress.epoch)
   # Written only once the workdir is known to be this run's, so a refused run leaves it intact.
   with open(os.path.join(workdir, 'config.json'), 'w') as f:
@@ -530,7 +533,7 @@ def train_and_evaluate_sequences(config: ml_collections.ConfigDict, workdir: str
   # Checkpoint writes are spaced in time: on a GPU an epoch can take well under a second, far
   # less than a write. The best parameters wait on device until the next write, which stores
   # them before the 'latest' state whose progress refers to them.
-  ckpt_every = float(config.get('checkpoint_every_secs', 0.0))
+  ckpt_every = float(config.checkpoint_every_secs)
   last_write = time.perf_counter()
   unsaved_best = None
 
@@ -582,7 +585,7 @@ def train_and_evaluate_sequences(config: ml_collections.ConfigDict, workdir: str
         unsaved_best = (int(state.step), jax.tree.map(jnp.copy, state.params))
       else:
         progress.bad_evals += 1
-        progress.stopped = int(es.patience) > 0 and progress.bad_evals >= int(es.patience)
+        progress.judge_stop(int(es.patience))
     writer.write(int(state.step), scalars, epoch=progress.epoch)
     print(
       f'epoch {progress.epoch}: '

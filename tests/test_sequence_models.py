@@ -34,20 +34,13 @@ def _windows(seed=0, rows=4, width=L, n_items=N_ITEMS):
 
 
 # Tiny versions of every model; TransRec's points are spread wide enough that some leave the ball.
+_TINY_SASREC = dict(max_len=L + 2, hidden=8, n_blocks=2, n_heads=2, dropout=0.2)
+_TINY_BERT4REC = dict(
+  max_len=L + 2, hidden=8, n_layers=2, n_heads=2, intermediate=12, mask_prob=0.4
+)
 _BUILDERS = {
-  'sasrec': lambda rngs: SASRec(
-    N_ITEMS, max_len=L + 2, hidden=8, n_blocks=2, n_heads=2, dropout=0.2, rngs=rngs
-  ),
-  'bert4rec': lambda rngs: BERT4Rec(
-    N_ITEMS,
-    max_len=L + 2,
-    hidden=8,
-    n_layers=2,
-    n_heads=2,
-    intermediate=12,
-    mask_prob=0.4,
-    rngs=rngs,
-  ),
+  'sasrec': lambda rngs: SASRec(N_ITEMS, **_TINY_SASREC, rngs=rngs),
+  'bert4rec': lambda rngs: BERT4Rec(N_ITEMS, **_TINY_BERT4REC, rngs=rngs),
   'caser': lambda rngs: Caser(
     N_ITEMS, N_USERS, L=4, hidden=6, n_vertical=2, n_horizontal=3, rngs=rngs
   ),
@@ -210,16 +203,9 @@ def test_sasrec_more_left_padding_changes_nothing():
 
 def test_sasrec_separate_output_embedding_scores_with_its_own_table():
   """gSASRec's option: the encoder is unchanged, the scores use the second table."""
-  shared = SASRec(N_ITEMS, max_len=L + 2, hidden=8, n_blocks=1, dropout=0.0, rngs=nnx.Rngs(4))
-  separate = SASRec(
-    N_ITEMS,
-    max_len=L + 2,
-    hidden=8,
-    n_blocks=1,
-    dropout=0.0,
-    separate_output_embedding=True,
-    rngs=nnx.Rngs(4),
-  )
+  settings = {**_TINY_SASREC, 'n_blocks': 1, 'n_heads': 1, 'dropout': 0.0}
+  shared = SASRec(N_ITEMS, **settings, rngs=nnx.Rngs(4))
+  separate = SASRec(N_ITEMS, **settings, separate_output_embedding=True, rngs=nnx.Rngs(4))
   assert shared.output_embedding is None
   separate.item_embedding[...] = shared.item_embedding[...]
   separate.position_embedding[...] = shared.position_embedding[...]
@@ -342,18 +328,8 @@ def test_bert4rec_loss_counts_only_masked_positions():
 
 
 def test_bert4rec_training_view_gathers_the_masked_slots_of_the_full_pass():
-  model = BERT4Rec(
-    N_ITEMS,
-    max_len=L + 2,
-    hidden=8,
-    n_heads=2,
-    intermediate=12,
-    dropout=0.0,
-    attention_dropout=0.0,
-    mask_prob=0.4,
-    max_predictions=3,
-    rngs=nnx.Rngs(0),
-  )
+  settings = {**_TINY_BERT4REC, 'dropout': 0.0, 'attention_dropout': 0.0, 'max_predictions': 3}
+  model = BERT4Rec(N_ITEMS, **settings, rngs=nnx.Rngs(0))
   batch = _batch('bert4rec', rows=6)
   key = jax.random.key(7)
   h, targets = _view(model, batch, key)

@@ -8,7 +8,8 @@ masked positions, Adam lr 1e-3, batch 128, 200 epochs, seen items filtered from 
 forced masking of the last item; the test uses the epoch with the best validation NDCG@10. K&V
 also stop after 20 epochs without a better validation; seqrec's default trains all 200 epochs
 (`early_stopping.patience=0`), because on ML-1M that rule stopped a run at epoch 146 on a noisy
-dip while validation was still rising (test NDCG@10 0.1358 there; see below). (The original BERT4Rec code instead trains 400k steps at lr 1e-4, batch 256.)
+dip while validation was still rising (test NDCG@10 0.1358 there; see below). (The original
+BERT4Rec code instead trains 400k steps at lr 1e-4, batch 256.)
 Two differences from that setup remain, both from the official BERT4Rec code: each row masks
 exactly round(0.2 n) of its n items (at most 40) where K&V draw each item's mask independently
 with probability 0.2, and the scores pass through BERT's output transform (dense, GELU,

@@ -163,11 +163,9 @@ def options_from_config(cls, cfg):
     if value is None:
       value = field.default
     elif field.type == 'str':
-      value = (
-        value
-        if isinstance(value, str)
-        else (','.join(value) if isinstance(value, (list, tuple)) else str(value))
-      )
+      if isinstance(value, (list, tuple)):
+        value = ','.join(value)  # e.g. a list of event labels
+      value = str(value)
     elif field.type in ('int', 'float'):
       value = int(value) if field.type == 'int' else float(value)
     else:  # bool, or DataOptions.preprocess (bool | None)
