@@ -212,7 +212,7 @@ def load_sequence_run(workdir: str, config: ml_collections.ConfigDict, target) -
     try:
       restored = ckpts.restore('best', params)
       if restored is None:
-        tx = seq_train.make_optimizer(seq_train.step_config(config))
+        tx = seq_train.make_optimizer(seq_train.step_config(config, len(item_ids) - 1))
         template = seq_train.init_state(model, tx, int(config.seed))
         restored = ckpts.restore('latest', template)
         if restored is None:

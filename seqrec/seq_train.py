@@ -146,6 +146,8 @@ def validate_sequence_config(config: ml_collections.ConfigDict) -> None:
       f"'default' for loss {name!r}, which does not combine negative terms",
     )
   check(0.0 <= float(config.gbce_t) <= 1.0, 'gbce_t', 'a calibration t in [0, 1]')
+  scoring = ('auto', 'gather', 'catalog')
+  check(config.get('negative_scoring', 'auto') in scoring, 'negative_scoring', f'one of {scoring}')
   check(float(config.learning_rate) > 0, 'learning_rate', 'a positive number')
   check(0.0 <= float(config.adam_b1) < 1.0, 'adam_b1', 'a number in [0, 1)')
   check(0.0 <= float(config.adam_b2) < 1.0, 'adam_b2', 'a number in [0, 1)')
@@ -223,6 +225,7 @@ class StepConfig:
   n_negatives: int
   loss_kwargs: tuple[tuple[str, Any], ...]
   negatives_exclude_seen: bool
+  negative_scoring: str  # 'gather' | 'catalog' (resolved from 'auto')
   gbce_t: float
   learning_rate: float
   adam_b1: float
@@ -231,13 +234,23 @@ class StepConfig:
   grad_clip_norm: float
 
 
-def step_config(config: ml_collections.ConfigDict) -> StepConfig:
+# 'auto' scores negatives against the whole catalogue once they number at least 1/16 of it: a
+# [B, P, N+1] matmul is then cheaper than gathering [B, P, K, D] rows (and scatter-adding their
+# gradient back), on CPU and GPU alike.
+_CATALOG_SCORING_RATIO = 16
+
+
+def step_config(config: ml_collections.ConfigDict, n_items: int) -> StepConfig:
   name, n_negatives, kwargs = resolve_loss(config)
+  scoring = config.get('negative_scoring', 'auto')
+  if scoring == 'auto':
+    scoring = 'catalog' if _CATALOG_SCORING_RATIO * n_negatives >= n_items + 1 else 'gather'
   return StepConfig(
     loss=name,
     n_negatives=n_negatives,
     loss_kwargs=tuple(sorted(kwargs.items())),
     negatives_exclude_seen=bool(config.negatives_exclude_seen),
+    negative_scoring=scoring,
     gbce_t=float(config.gbce_t),
     learning_rate=float(config.learning_rate),
     adam_b1=float(config.adam_b1),
@@ -270,8 +283,14 @@ def make_loss(cfg: StepConfig, n_items: int) -> Callable:
       n_items,
       exclude=exclude if cfg.negatives_exclude_seen else None,
     )  # [B, P, K]
-    pos = model.score_items(h, targets[..., None])[..., 0]  # [B, P]
-    neg = model.score_items(h, negatives)  # [B, P, K]
+    if cfg.negative_scoring == 'catalog':
+      scores = model.score_catalog(h)  # [B, P or 1, N+1]
+      scores = jnp.broadcast_to(scores, targets.shape + scores.shape[-1:])  # [B, P, N+1]
+      pos = jnp.take_along_axis(scores, targets[..., None], axis=-1)[..., 0]  # [B, P]
+      neg = jnp.take_along_axis(scores, negatives, axis=-1)  # [B, P, K]
+    else:
+      pos = model.score_items(h, targets[..., None])[..., 0]  # [B, P]
+      neg = model.score_items(h, negatives)  # [B, P, K]
     if cfg.loss == 'gbce':
       return loss_fn(pos, neg, mask, n_items, cfg.gbce_t, **kwargs)
     return loss_fn(pos, neg, mask, **kwargs)
@@ -489,7 +508,7 @@ def train_and_evaluate_sequences(config: ml_collections.ConfigDict, workdir: str
   logging.info('data %s: %s', data.name, data.stats())
   model = build_model(config, data.n_items, data.n_users)
   graphdef = nnx.split(model, nnx.Param, ...)[0]
-  step_cfg = step_config(config)
+  step_cfg = step_config(config, data.n_items)
   state = init_state(model, make_optimizer(step_cfg), int(config.seed))
   del model
   examples = {k: jnp.asarray(v) for k, v in build_examples(config, data).items()}

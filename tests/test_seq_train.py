@@ -260,7 +260,7 @@ def test_padded_steps_change_nothing():
   config = small_config()
   model = seq_train.build_model(config, n_items=20, n_users=4)
   graphdef = nnx.split(model, nnx.Param, ...)[0]
-  cfg = seq_train.step_config(config)
+  cfg = seq_train.step_config(config, n_items=20)
   tx = seq_train.make_optimizer(cfg)
   state = seq_train.init_state(model, tx, seed=0)
   update = jax.jit(seq_train.make_update_fn(graphdef, seq_train.make_loss(cfg, 20), tx))
@@ -280,6 +280,43 @@ def test_padded_steps_change_nothing():
   assert not all(jax.tree.leaves(diff))
 
 
+@pytest.mark.parametrize('model_name', ['sasrec', 'bert4rec', 'caser', 'transrec'])
+@pytest.mark.parametrize('loss', ['gbce', 'bce', 'sampled_ce'])
+def test_catalog_scoring_of_negatives_equals_gathering_their_rows(model_name, loss):
+  config = small_config(model=model_name, loss=loss, n_negatives=6)
+  data = load_sequence_data(config.data)
+  model = seq_train.build_model(config, data.n_items, data.n_users)
+  graphdef, params, others = nnx.split(model, nnx.Param, ...)
+  batch = {k: jnp.asarray(v[:8]) for k, v in seq_train.build_examples(config, data).items()}
+  exclude = jnp.concatenate([batch['inputs'], batch.get('targets', batch['inputs'][:, :0])], 1)
+  outputs = {}
+  for scoring in ('gather', 'catalog'):
+    config.negative_scoring = scoring
+    cfg = seq_train.step_config(config, data.n_items)
+    assert cfg.negative_scoring == scoring
+    loss_fn = seq_train.make_loss(cfg, data.n_items)
+
+    def objective(p, loss_fn=loss_fn):
+      m = nnx.merge(graphdef, p, others)
+      h, targets = m.training_view(batch, jax.random.PRNGKey(1))
+      total, n = loss_fn(m, h, targets, jax.random.PRNGKey(2), exclude)
+      return total / n
+
+    outputs[scoring] = jax.value_and_grad(objective)(params)
+  (value_g, grad_g), (value_c, grad_c) = outputs['gather'], outputs['catalog']
+  np.testing.assert_allclose(value_c, value_g, rtol=1e-5)
+  for a, b in zip(jax.tree.leaves(grad_c), jax.tree.leaves(grad_g), strict=True):
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_auto_negative_scoring_picks_the_catalog_for_many_negatives():
+  config = small_config(loss='gbce', n_negatives=256)
+  assert seq_train.step_config(config, n_items=3416).negative_scoring == 'catalog'
+  assert seq_train.step_config(config, n_items=100_000).negative_scoring == 'gather'
+  config.n_negatives = 1
+  assert seq_train.step_config(config, n_items=3416).negative_scoring == 'gather'
+
+
 @pytest.mark.parametrize(
   'field, value, message',
   [
@@ -287,6 +324,7 @@ def test_padded_steps_change_nothing():
     ('loss', 'bpr-max', 'one of'),
     ('n_negatives', -1, 'count'),
     ('negative_reduction', 'max', 'one of'),
+    ('negative_scoring', 'dense', 'one of'),
     ('learning_rate', 0.0, 'positive'),
     ('batch_size', 0, 'positive'),
     ('eval.tie_mode', 'random', 'conservative'),

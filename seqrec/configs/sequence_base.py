@@ -42,6 +42,10 @@ def get_config() -> ml_collections.ConfigDict:
   config.negative_reduction = 'default'  # 'sum' | 'mean' over several negatives' terms
   config.negatives_exclude_seen = True  # draw negatives outside the example's items
   config.gbce_t = 0.75  # gSASRec's calibration t (loss='gbce' only)
+  # How sampled losses score their negatives: 'gather' their output rows ([B, P, K, D] memory),
+  # 'catalog' one matmul against the whole output table then pick the K columns, or 'auto'
+  # (catalog when the K negatives are at least 1/16 of the catalogue). Same numbers either way.
+  config.negative_scoring = 'auto'
   # Adam; weight_decay is L2 added to the gradient (torch.optim.Adam's weight_decay), not AdamW.
   config.learning_rate = 1e-3
   config.adam_b1 = 0.9
