@@ -287,9 +287,11 @@ def evaluate_sessions(
 ) -> dict[str, float]:
   """Next-item evaluation of a recurrent session model, as the official GRU4Rec evaluates.
 
-  Test sessions are walked session-parallel in session-id order, the hidden state zeroed at each
-  session start; every event after a session's first is a prediction, ranked against the whole
-  catalogue. The batch size changes only speed, never the numbers.
+  Test sessions are walked session-parallel, the hidden state zeroed at each session start; every
+  event after a session's first is a prediction, ranked against the whole catalogue. Slots take
+  the sessions longest first (the official code walks them in session-id order): each session
+  is scored on its own, so the order and the batch size change only speed, never the numbers,
+  and longest-first leaves the fewest idle slots in the last steps.
 
   Args:
     model: a model with `init_hidden`, `encode`, `item_out` and `item_bias` (e.g. GRU4Rec).
@@ -298,21 +300,24 @@ def evaluate_sessions(
     cutoffs: the K of Recall@K / MRR@K / NDCG@K.
     mode: tie handling, 'conservative' | 'optimistic' | 'median'.
     item_chunk: catalogue items scored at once (bounds memory for large catalogues).
-    steps_per_call: steps per compiled call.
+    steps_per_call: at most this many steps per compiled call.
 
   Returns:
     `{'recall@K': .., 'mrr@K': .., 'ndcg@K': .., 'count': n_predictions}`.
   """
-  schedule = build_schedule(
-    np.asarray(events.item), events.session_offsets(), batch_size, steps_multiple=steps_per_call
-  )
+  offsets = events.session_offsets()
+  longest_first = np.argsort(offsets[:-1] - offsets[1:], kind='stable')  # [S]
+  schedule = build_schedule(np.asarray(events.item), offsets, batch_size, longest_first)
+  # The steps are split evenly over the fewest calls of at most `steps_per_call` steps, so the
+  # padding is less than one step per call.
+  n_calls = -(-schedule.inputs.shape[0] // steps_per_call)
+  steps = -(-schedule.inputs.shape[0] // n_calls)
+  pad = n_calls * steps - schedule.inputs.shape[0]
+  arrays = {k: jnp.asarray(np.pad(v, ((0, pad), (0, 0)))) for k, v in schedule.arrays().items()}
   graphdef, state = nnx.split(model)
-  run = _session_eval_chunk(
-    graphdef, tuple(int(k) for k in cutoffs), mode, int(item_chunk), int(steps_per_call)
-  )
-  arrays = {k: jnp.asarray(v) for k, v in schedule.arrays().items()}
+  run = _session_eval_chunk(graphdef, tuple(int(k) for k in cutoffs), mode, int(item_chunk), steps)
   hidden = model.init_hidden(batch_size)
   sums = zero_sums(tuple(int(k) for k in cutoffs))
-  for c in range(schedule.chunks(steps_per_call)):
-    hidden, sums = run(state, hidden, sums, arrays, jnp.int32(c * steps_per_call))
+  for c in range(n_calls):
+    hidden, sums = run(state, hidden, sums, arrays, jnp.int32(c * steps))
   return finalize(sums)

@@ -6,8 +6,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from flax import nnx
 
 from seqrec import evaluation
+from seqrec.data.events import Events
+from seqrec.models.gru4rec import GRU4Rec
 
 
 def brute_force_ranks(scores, targets, mode):
@@ -211,6 +214,43 @@ def test_everything_under_one_jit():
   got = evaluation.finalize(sums)
   for name, value in want.items():
     np.testing.assert_allclose(got[name], value, rtol=1e-6, err_msg=name)
+
+
+def _one_session_at_a_time(model, events, cutoffs, mode):
+  """Reference: each session walked alone from a zero state, next items ranked by brute force."""
+  offsets = events.session_offsets()
+  ranks = []
+  for s in range(len(offsets) - 1):
+    items = events.item[offsets[s] : offsets[s + 1]]
+    hidden = model.init_hidden(1)
+    for t in range(len(items) - 1):
+      out, hidden = model.encode(jnp.asarray(items[t : t + 1]), hidden)
+      scores = np.asarray(model.score_all(out), np.float64)
+      ranks.append(brute_force_ranks(scores, np.asarray(items[t + 1 : t + 2]), mode)[0])
+  ranks = np.asarray(ranks)
+  return brute_force_metrics(ranks, np.ones(len(ranks), bool), cutoffs)
+
+
+@pytest.mark.parametrize('batch_size, steps_per_call', [(1, 64), (3, 4), (7, 5), (40, 1)])
+def test_session_driver_equals_one_session_at_a_time(batch_size, steps_per_call):
+  rng = np.random.default_rng(0)
+  lengths = rng.integers(1, 9, size=23)  # one-event sessions predict nothing
+  session = np.repeat(np.arange(len(lengths)), lengths)
+  item = rng.integers(1, 30, size=len(session)).astype(np.int32)
+  events = Events(session=session, item=item, time=np.arange(len(session), dtype=np.float64))
+  model = GRU4Rec(30, layers=(8,), rngs=nnx.Rngs(3))
+  want = _one_session_at_a_time(model, events, (1, 5, 20), 'median')
+  got = evaluation.evaluate_sessions(
+    model,
+    events,
+    batch_size=batch_size,
+    cutoffs=(1, 5, 20),
+    mode='median',
+    steps_per_call=steps_per_call,
+  )
+  assert got['count'] == np.sum(lengths - 1)
+  for name, value in want.items():
+    np.testing.assert_allclose(got[name], value, rtol=1e-5, err_msg=name)
 
 
 def test_bad_arguments_raise():
