@@ -334,6 +334,7 @@ def test_auto_negative_scoring_picks_the_catalog_for_many_negatives():
     ('sasrec.dropout', 1.0, 'probability'),
     ('sasrec.max_len', 0, 'positive'),
     ('sasrec.n_heads', 3, 'multiple'),
+    ('sasrec.init', 'jax', 'choose from'),
   ],
 )
 def test_config_errors_name_the_flag(field, value, message):

@@ -129,8 +129,11 @@ def _heads(x, n_heads):
 # -- SASRec --------------------------------------------------------------------------------------
 
 
-def ref_sasrec(model, row):
-  """The official TF forward (kang205/SASRec model.py, modules.py) for one window, in numpy."""
+def ref_sasrec(model, row, scale_inputs=True, eps=1e-8):
+  """The official TF forward (kang205/SASRec model.py, modules.py) for one window, in numpy.
+
+  With `scale_inputs=False, eps=1e-5` it is gSASRec-pytorch's forward (same block structure).
+  """
   length = len(row)
   d = model.hidden
   n_heads = model.blocks[0].attention.n_heads
@@ -138,10 +141,12 @@ def ref_sasrec(model, row):
   table[0] = 0.0  # the TF lookup table concatenates a zero row for id 0
   positions = np.arange(model.max_len - length, model.max_len)
   mask = (row > 0)[:, None].astype(np.float64)
-  seq = table[row] * d**0.5 + _np(model.position_embedding[...])[positions]
+  seq = (
+    table[row] * (d**0.5 if scale_inputs else 1.0) + _np(model.position_embedding[...])[positions]
+  )
   seq = seq * mask
   for block in model.blocks:
-    queries = _ln(seq, block.attention_norm, 1e-8)
+    queries = _ln(seq, block.attention_norm, eps)
     att = block.attention
     q = _heads(_dense(queries, att.query), n_heads)
     k = _heads(_dense(seq, att.key), n_heads)
@@ -153,9 +158,9 @@ def ref_sasrec(model, row):
     logits = np.where(causal == 0, -(2.0**32) + 1, logits)
     probs = _softmax(logits) * np.sign(np.abs(queries).sum(-1))[None, :, None]
     out = np.concatenate(list(probs @ v), axis=-1) + queries
-    f = _ln(out, block.ffn_norm, 1e-8)
+    f = _ln(out, block.ffn_norm, eps)
     seq = (_dense(np.maximum(_dense(f, block.ffn_in), 0.0), block.ffn_out) + f) * mask
-  return _ln(seq, model.final_norm, 1e-8)
+  return _ln(seq, model.final_norm, eps)
 
 
 def test_sasrec_matches_official_forward():
@@ -165,6 +170,31 @@ def test_sasrec_matches_official_forward():
   for r, row in enumerate(np.asarray(inputs)):
     real = row > 0
     np.testing.assert_allclose(out[r][real], ref_sasrec(model, row)[real], rtol=2e-4, atol=2e-4)
+
+
+def test_sasrec_torch_init_is_gsasrec_pytorchs():
+  """`init='torch'`: N(0, 1) tables used unscaled, nn.Linear's U(+-1/sqrt(D)), LN epsilon 1e-5."""
+  settings = {**_TINY_SASREC, 'hidden': 64, 'dropout': 0.0}
+  model = SASRec(500, **settings, separate_output_embedding=True, init='torch', rngs=nnx.Rngs(0))
+  assert model.input_scale == 1.0 and model.final_norm.epsilon == 1e-5
+  for table in (model.item_embedding, model.position_embedding, model.output_embedding):
+    values = np.asarray(table[...])
+    assert abs(values.std() - 1.0) < 0.1 and abs(values.mean()) < 0.1
+  bound = 1.0 / np.sqrt(64)
+  for layer in (model.blocks[0].attention.query, model.blocks[1].ffn_out):
+    for p in (layer.kernel[...], layer.bias[...]):
+      p = np.asarray(p)
+      assert np.abs(p).max() <= bound and np.abs(p).max() > 0.9 * bound  # biases too
+  tf = SASRec(500, **settings, rngs=nnx.Rngs(0))
+  assert tf.input_scale == 8.0 and np.all(np.asarray(tf.blocks[0].ffn_in.bias[...]) == 0.0)
+  assert np.asarray(tf.item_embedding[...]).std() < 0.1  # Glorot over (501, 64)
+  # Same network either way: the torch-initialised model matches the unscaled reference.
+  tiny = SASRec(N_ITEMS, **{**_TINY_SASREC, 'dropout': 0.0}, init='torch', rngs=nnx.Rngs(1))
+  inputs = _windows(1)
+  out = np.asarray(_encode(tiny, inputs))
+  for r, row in enumerate(np.asarray(inputs)):
+    want = ref_sasrec(tiny, row, scale_inputs=False, eps=1e-5)
+    np.testing.assert_allclose(out[r][row > 0], want[row > 0], rtol=2e-4, atol=2e-4)
 
 
 def test_sasrec_is_causal():

@@ -13,6 +13,19 @@ _NEG_INF = -1e9
 glorot_uniform = jax.nn.initializers.glorot_uniform()  # TF's default for variables and layers
 
 
+def torch_linear_init(fan_in: int):
+  """PyTorch's `nn.Linear` default for kernels and biases alike: U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
+
+  (Its kaiming-uniform kernel init with a = sqrt(5) reduces to this bound.)
+  """
+  bound = 1.0 / float(fan_in) ** 0.5
+
+  def init(key, shape, dtype=jnp.float32):
+    return jax.random.uniform(key, shape, dtype, -bound, bound)
+
+  return init
+
+
 def truncated_normal(stddev: float):
   """TF's `truncated_normal_initializer(stddev)`: N(0, stddev^2) truncated at two deviations."""
   return jax.nn.initializers.truncated_normal(stddev=stddev)
@@ -65,20 +78,30 @@ class MultiHeadAttention(nnx.Module):
     n_heads: number of heads.
     output_projection: add BERT's dense layer after the heads are concatenated (SASRec's
       official code has none).
-    kernel_init: initialiser of the projection kernels (biases start at zero).
+    kernel_init: initialiser of the projection kernels.
+    bias_init: initialiser of their biases (None: zeros).
     rngs: parameter RNG.
   """
 
   def __init__(
-    self, hidden: int, n_heads: int, *, output_projection: bool, kernel_init, rngs: nnx.Rngs
+    self,
+    hidden: int,
+    n_heads: int,
+    *,
+    output_projection: bool,
+    kernel_init,
+    bias_init=None,
+    rngs: nnx.Rngs,
   ):
     if hidden % n_heads:
       raise ValueError(f'hidden={hidden} is not a multiple of n_heads={n_heads}')
     self.n_heads = int(n_heads)
     self.output_projection = bool(output_projection)
 
+    bias_init = nnx.initializers.zeros_init() if bias_init is None else bias_init
+
     def dense():
-      return nnx.Linear(hidden, hidden, kernel_init=kernel_init, rngs=rngs)
+      return nnx.Linear(hidden, hidden, kernel_init=kernel_init, bias_init=bias_init, rngs=rngs)
 
     self.query = dense()
     self.key = dense()

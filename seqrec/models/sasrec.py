@@ -14,8 +14,13 @@ pmixer/SASRec.pytorch mirrors:
   With `separate_output_embedding=True` they use a second item table instead, the option the
   SASRec paper describes and gSASRec-pytorch uses by default (`reuse_item_embeddings=False`).
 
-Initialisation is TF's default Glorot-uniform for the embedding tables and the dense kernels,
-zero biases, unit layer-norm scales. Layer norms use the official epsilon 1e-8.
+Initialisation (`init='tf'`, the default) is TF's default Glorot-uniform for the embedding tables
+and the dense kernels, zero biases, unit layer-norm scales; layer norms use the official epsilon
+1e-8. `init='torch'` is gSASRec-pytorch's instead: N(0, 1) embedding tables added *unscaled* (no
+sqrt(D)), PyTorch's `nn.Linear` default U(+-1/sqrt(fan_in)) for kernels and biases, layer-norm
+epsilon 1e-5. The two give the same network; they start it at very different scales (input
+embeddings of norm ~sqrt(D) instead of ~1.5, initial logits of spread ~sqrt(D) instead of ~0.3),
+which changes how training unfolds.
 
 Deviations, all without effect on real positions: the padding row of the item table is zeroed
 on lookup (the TF code does the same by concatenating a zero row); padding slots are also
@@ -23,6 +28,9 @@ zeroed after the attention sub-layer (the TF code only zeroes them after the FFN
 reads them in between). Positions are numbered from the right end of the window (see
 `right_aligned_positions`), which is the TF numbering whenever the window is `max_len` wide.
 """
+
+import dataclasses
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -34,24 +42,54 @@ from seqrec.models.attention import (
   glorot_uniform,
   right_aligned_positions,
   split_keys,
+  torch_linear_init,
 )
 from seqrec.models.gru4rec import dropout as apply_dropout
 
-_LN_EPSILON = 1e-8
+INITS = ('tf', 'torch')
+
+
+@dataclasses.dataclass(frozen=True)
+class InitScheme:
+  """How a SASRec starts: initialisers, input-embedding scale and layer-norm epsilon."""
+
+  kernel: Callable
+  bias: Callable
+  table: Callable  # item, position and output embedding tables
+  scale_inputs: bool  # multiply the item embeddings by sqrt(D)
+  ln_epsilon: float
+
+
+def init_scheme(name: str, hidden: int) -> InitScheme:
+  """`'tf'`: the official SASRec TF code's; `'torch'`: gSASRec-pytorch's (see module docstring)."""
+  if name == 'tf':
+    return InitScheme(glorot_uniform, nnx.initializers.zeros_init(), glorot_uniform, True, 1e-8)
+  if name == 'torch':
+    linear = torch_linear_init(hidden)
+    return InitScheme(linear, linear, jax.nn.initializers.normal(1.0), False, 1e-5)
+  raise ValueError(f'init {name!r} is not a SASRec initialisation; choose from {INITS}')
 
 
 class SASRecBlock(nnx.Module):
   """One pre-LN SASRec block: causal attention then the point-wise feed-forward net."""
 
-  def __init__(self, hidden: int, n_heads: int, dropout_rate: float, *, rngs: nnx.Rngs):
+  def __init__(
+    self, hidden: int, n_heads: int, dropout_rate: float, scheme: InitScheme, *, rngs: nnx.Rngs
+  ):
     self.dropout_rate = float(dropout_rate)
-    self.attention_norm = LayerNorm(hidden, _LN_EPSILON)
+    self.attention_norm = LayerNorm(hidden, scheme.ln_epsilon)
     self.attention = MultiHeadAttention(
-      hidden, n_heads, output_projection=False, kernel_init=glorot_uniform, rngs=rngs
+      hidden,
+      n_heads,
+      output_projection=False,
+      kernel_init=scheme.kernel,
+      bias_init=scheme.bias,
+      rngs=rngs,
     )
-    self.ffn_norm = LayerNorm(hidden, _LN_EPSILON)
-    self.ffn_in = nnx.Linear(hidden, hidden, kernel_init=glorot_uniform, rngs=rngs)
-    self.ffn_out = nnx.Linear(hidden, hidden, kernel_init=glorot_uniform, rngs=rngs)
+    self.ffn_norm = LayerNorm(hidden, scheme.ln_epsilon)
+    inits = dict(kernel_init=scheme.kernel, bias_init=scheme.bias)
+    self.ffn_in = nnx.Linear(hidden, hidden, **inits, rngs=rngs)
+    self.ffn_out = nnx.Linear(hidden, hidden, **inits, rngs=rngs)
 
   def __call__(
     self, x: jax.Array, visible: jax.Array, valid: jax.Array, key: jax.Array | None
@@ -79,6 +117,7 @@ class SASRec(nnx.Module):
     dropout: dropout rate on the embeddings, attention probabilities and FFN (paper, ML-1M: 0.2).
     separate_output_embedding: score items with their own output table instead of the input
       item embedding (official SASRec: shared; gSASRec: separate).
+    init: 'tf' (official SASRec) or 'torch' (gSASRec-pytorch); see the module docstring.
     rngs: parameter RNG.
   """
 
@@ -92,20 +131,23 @@ class SASRec(nnx.Module):
     n_heads: int = 1,
     dropout: float = 0.2,
     separate_output_embedding: bool = False,
+    init: str = 'tf',
     rngs: nnx.Rngs,
   ):
+    scheme = init_scheme(init, hidden)
     self.n_items = int(n_items)
     self.max_len = int(max_len)
     self.hidden = int(hidden)
     self.dropout_rate = float(dropout)
-    self.item_embedding = nnx.Param(glorot_uniform(rngs.params(), (n_items + 1, hidden)))
-    self.position_embedding = nnx.Param(glorot_uniform(rngs.params(), (max_len, hidden)))
+    self.input_scale = float(hidden) ** 0.5 if scheme.scale_inputs else 1.0
+    self.item_embedding = nnx.Param(scheme.table(rngs.params(), (n_items + 1, hidden)))
+    self.position_embedding = nnx.Param(scheme.table(rngs.params(), (max_len, hidden)))
     self.blocks = nnx.List(
-      [SASRecBlock(hidden, n_heads, dropout, rngs=rngs) for _ in range(n_blocks)]
+      [SASRecBlock(hidden, n_heads, dropout, scheme, rngs=rngs) for _ in range(n_blocks)]
     )
-    self.final_norm = LayerNorm(hidden, _LN_EPSILON)
+    self.final_norm = LayerNorm(hidden, scheme.ln_epsilon)
     self.output_embedding = (
-      nnx.Param(glorot_uniform(rngs.params(), (n_items + 1, hidden)))
+      nnx.Param(scheme.table(rngs.params(), (n_items + 1, hidden)))
       if separate_output_embedding
       else None
     )
@@ -134,7 +176,7 @@ class SASRec(nnx.Module):
     keys = split_keys(key, 1 + len(self.blocks))
     length = inputs.shape[1]
     valid = (inputs > 0)[..., None].astype(jnp.float32)  # [B, L, 1]
-    x = self.item_table()[inputs] * jnp.sqrt(float(self.hidden))  # [B, L, D]
+    x = self.item_table()[inputs] * self.input_scale  # [B, L, D]
     x = x + self.position_embedding[...][right_aligned_positions(length, self.max_len)]
     x = apply_dropout(x, self.dropout_rate, keys[0]) * valid
     causal = jnp.tril(jnp.ones((length, length), bool))  # [L, L]

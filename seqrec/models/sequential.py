@@ -11,7 +11,13 @@ from seqrec.models.transrec import TransRec
 # The papers' ML-1M settings (see each model's module docstring for the official-code notes).
 _DEFAULTS = {
   'sasrec': dict(
-    max_len=200, hidden=50, n_blocks=2, n_heads=1, dropout=0.2, separate_output_embedding=False
+    max_len=200,
+    hidden=50,
+    n_blocks=2,
+    n_heads=1,
+    dropout=0.2,
+    separate_output_embedding=False,
+    init='tf',
   ),
   'bert4rec': dict(
     max_len=200,
@@ -74,6 +80,7 @@ def build_sasrec(config, n_items: int, n_users: int, rngs: nnx.Rngs) -> SASRec:
     dropout=float(c.dropout),
     # Runs saved before this option existed have no key: they used the shared table.
     separate_output_embedding=bool(c.get('separate_output_embedding', False)),
+    init=c.get('init', 'tf'),
     rngs=rngs,
   )
 
