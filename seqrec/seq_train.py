@@ -451,11 +451,20 @@ def data_hash(data: SequenceData) -> str:
   return h.hexdigest()[:16]
 
 
+# Model options added after runs had been saved, with the behaviour those runs had. At that value
+# an option is left out of the fingerprint, so an older checkpoint still resumes.
+_LATER_OPTIONS = {'sasrec': {'separate_output_embedding': False, 'init': 'tf'}}
+
+
 def fingerprint(config: ml_collections.ConfigDict, data: SequenceData) -> dict:
   """What a checkpoint must agree on with the run restoring it (JSON-normalised)."""
+  later = _LATER_OPTIONS.get(config.model, {})
+  hyper = {
+    k: v for k, v in config[config.model].to_dict().items() if k not in later or v != later[k]
+  }
   fp = {
     'model': config.model,
-    'hyperparameters': config[config.model].to_dict(),
+    'hyperparameters': hyper,
     'n_items': int(data.n_items),
     'n_users': int(data.n_users),
     'data_sha256': data_hash(data),

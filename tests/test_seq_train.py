@@ -196,6 +196,16 @@ def test_checkpoint_of_another_run_is_refused(reference, tmp_path):
   ).read_text()
 
 
+def test_options_added_later_keep_older_checkpoints_resumable():
+  data = load_sequence_data(small_config().data)
+  old = small_config()
+  for option in ('separate_output_embedding', 'init'):
+    del old.sasrec[option]  # a config from before the option existed
+  assert seq_train.fingerprint(old, data) == seq_train.fingerprint(small_config(), data)
+  other = seq_train.fingerprint(small_config(sasrec={'init': 'torch'}), data)
+  assert other != seq_train.fingerprint(old, data)
+
+
 @pytest.mark.parametrize('model', ['bert4rec', 'caser', 'transrec'])
 def test_every_model_trains_and_evaluates(model, tmp_path):
   config = small_config(model=model, n_epochs=2)

@@ -9,9 +9,10 @@ lr 1e-3), batch 128, an epoch is one pass (at most 100 batches), early stopping 
 epochs without a better validation NDCG@10, rated items filtered from the ranking.
 Items are scored with a separate output table (`sasrec.separate_output_embedding`), gSASRec's
 default (`reuse_item_embeddings=False`), which its README reports converges better.
-Known deviations from gSASRec-pytorch, whose block follows the official SASRec TF code as
-seqrec's does: seqrec scales the input embeddings by sqrt(D) and initialises the tables
-Glorot-uniform (the TF code's choices), where the PyTorch port adds unscaled N(0, 1) embeddings.
+The network starts as gSASRec-pytorch's does (`sasrec.init='torch'`: N(0, 1) embedding tables
+added unscaled, PyTorch's nn.Linear defaults, layer-norm epsilon 1e-5); its blocks follow the
+official SASRec TF code, as seqrec's do. `--config.sasrec.init=tf` starts it as the SASRec TF code
+does (Glorot tables, inputs scaled by sqrt(D)): the same network, trained from a different start.
 
 Expected (full-catalogue test ranking, seen items excluded), gSASRec-pytorch's README:
 Recall@1 0.0754, Recall@10 0.3003, NDCG@10 0.1726 (`recall@1`, `recall@10`, `ndcg@10`).
@@ -29,7 +30,13 @@ def get_config():
     format='gsasrec_split', path=sequence_base.ML1M_PATH, split='given', name='ml1m_gsasrec'
   )
   config.sasrec.update(
-    max_len=200, hidden=128, n_blocks=2, n_heads=1, dropout=0.5, separate_output_embedding=True
+    max_len=200,
+    hidden=128,
+    n_blocks=2,
+    n_heads=1,
+    dropout=0.5,
+    separate_output_embedding=True,
+    init='torch',
   )
   config.loss = 'gbce'
   config.n_negatives = 256
