@@ -561,7 +561,13 @@ def test_registry_builds_the_paper_configs(name):
 
 def test_paper_defaults():
   assert dict(sequential.sequence_model_config('sasrec')) == dict(
-    max_len=200, hidden=50, n_blocks=2, n_heads=1, dropout=0.2, separate_output_embedding=False
+    max_len=200,
+    hidden=50,
+    n_blocks=2,
+    n_heads=1,
+    dropout=0.2,
+    separate_output_embedding=False,
+    init='tf',
   )
   bert = sequential.sequence_model_config('bert4rec')
   assert (bert.hidden, bert.n_layers, bert.n_heads, bert.mask_prob) == (64, 2, 2, 0.2)
