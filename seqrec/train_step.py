@@ -104,6 +104,18 @@ def sampling_cdf(item_counts: jax.Array, sample_alpha: float) -> jax.Array:
   return cdf.at[-1].set(1.0).astype(jnp.float32)
 
 
+def draw_from_cdf(cdf: jax.Array, u: jax.Array) -> jax.Array:
+  """[S] int32 item ids for [S] uniform draws `u`: the first item whose cumulative weight exceeds u.
+
+  The binary search is written out as straight-line code (`method='scan_unrolled'`, the same result
+  as every other method). `jnp.searchsorted`'s default compiles to a `while` loop of log2(N)
+  trips; inside the scanned training step that is a nested loop run every step, and on a GPU each
+  trip of an XLA loop waits for its condition to reach the host.
+  """
+  ids = jnp.searchsorted(cdf, u, side='right', method='scan_unrolled')  # [S]
+  return jnp.minimum(ids, cdf.shape[0] - 1).astype(jnp.int32)
+
+
 def step_is_active(valid: jax.Array, cfg: StepConfig) -> jax.Array:
   """[] bool: whether the official code would take this step at all.
 
@@ -135,7 +147,7 @@ def make_output_set(cfg: StepConfig, item_counts: jax.Array) -> Callable:
     if cfg.n_sample == 0:
       return targets, valid, positive, log_pop[targets]
     u = jax.random.uniform(key, (cfg.n_sample,), jnp.float32)
-    negatives = jnp.minimum(jnp.searchsorted(cdf, u, side='right'), n_items - 1).astype(jnp.int32)
+    negatives = draw_from_cdf(cdf, u)  # [S]
     cols = jnp.concatenate([targets, negatives])  # [B + S]
     col_valid = jnp.concatenate([valid, jnp.ones((cfg.n_sample,), bool)])
     log_q = jnp.concatenate([log_pop[targets], cfg.sample_alpha * log_pop[negatives]])

@@ -374,6 +374,22 @@ def test_masked_slot_equals_removed_slot(mode, loss, n_sample):
     np.testing.assert_allclose(stats, [ref_total, len(keep)], rtol=1e-5)
 
 
+def test_negatives_are_drawn_without_a_loop():
+  """The negative draw equals numpy's search, edge values included, with no `while` in its HLO."""
+  counts = np.array([5, 1, 0, 9, 3, 3, 7], np.float64)
+  cdf = ts.sampling_cdf(jnp.asarray(counts), 0.5)  # [N], last entry exactly 1
+  cdf_np = np.asarray(cdf)
+  rng_u = np.random.default_rng(0).uniform(size=200)
+  u = np.concatenate([[0.0, 1.0, np.nextafter(1.0, 0.0)], cdf_np, rng_u]).astype(np.float32)
+  got = jax.jit(ts.draw_from_cdf)(cdf, jnp.asarray(u))
+  want = np.minimum(np.searchsorted(cdf_np, u, side='right'), len(counts) - 1)
+  np.testing.assert_array_equal(got, want)
+  assert got.dtype == jnp.int32
+  assert counts[np.asarray(got)].min() > 0  # zero-count items are never drawn
+  hlo = jax.jit(ts.draw_from_cdf).lower(cdf, jnp.asarray(u)).as_text()
+  assert 'while' not in hlo
+
+
 def test_fully_masked_step_changes_nothing():
   """A step without any valid slot has no counterpart in the official run: it must be a no-op.
 
