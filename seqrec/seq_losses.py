@@ -15,6 +15,8 @@ averages its negatives, so that its per-target loss is `-log s(pos) - mean_k log
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 
@@ -207,7 +209,9 @@ def sample_negatives(
   u = jax.random.uniform(key_rank, shape).reshape(flat)  # [B, M]
   limit = jnp.maximum(n_allowed, 1)[:, None]
   rank = jnp.minimum(jnp.floor(u * limit).astype(jnp.int32), limit - 1)  # [B, M]
-  passed = jax.vmap(lambda s, r: jnp.searchsorted(s, r, side='right'))(skip, rank)  # [B, M]
+  # Straight-line binary search: the default method is a while loop, nested in the training scan.
+  search = functools.partial(jnp.searchsorted, side='right', method='scan_unrolled')
+  passed = jax.vmap(search)(skip, rank)  # [B, M]
   ids = rank + 1 + passed.astype(jnp.int32)
   fallback = jax.random.randint(key_fallback, ids.shape, 1, n_items + 1, dtype=jnp.int32)
   ids = jnp.where((n_allowed > 0)[:, None], ids, fallback)

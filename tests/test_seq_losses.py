@@ -181,6 +181,17 @@ def test_sample_negatives_skips_excluded_ids_uniformly():
     np.testing.assert_allclose(freq, 1 / len(allowed), rtol=0.15)
 
 
+def test_sample_negatives_has_no_loop():
+  """The exclusion search is straight-line code, not a while loop nested in the training scan.
+
+  An 'unsafe_rbg' key keeps the threefry rounds (a rolled loop on CPU) out of the lowered program.
+  """
+  exclude = jnp.asarray([[0, 3, 5, 9], [2, 2, 0, 0]], jnp.int32)
+  sample = jax.jit(seq_losses.sample_negatives, static_argnums=(1, 2))
+  hlo = sample.lower(jax.random.key(0, impl='unsafe_rbg'), (2, 6), 12, exclude).as_text()
+  assert 'while' not in hlo
+
+
 def test_sample_negatives_row_excluding_everything_falls_back_to_uniform():
   exclude = jnp.asarray([[1, 2, 3], [0, 0, 0]], jnp.int32)
   ids = np.asarray(seq_losses.sample_negatives(jax.random.key(2), (2, 500), 3, exclude))
