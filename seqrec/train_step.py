@@ -107,10 +107,10 @@ def sampling_cdf(item_counts: jax.Array, sample_alpha: float) -> jax.Array:
 def draw_from_cdf(cdf: jax.Array, u: jax.Array) -> jax.Array:
   """[S] int32 item ids for [S] uniform draws `u`: the first item whose cumulative weight exceeds u.
 
-  The binary search is written out as straight-line code (`method='scan_unrolled'`, the same result
-  as every other method). `jnp.searchsorted`'s default compiles to a `while` loop of log2(N)
-  trips; inside the scanned training step that is a nested loop run every step, and on a GPU each
-  trip of an XLA loop waits for its condition to reach the host.
+  The binary search is written out as straight-line code (`method='scan_unrolled'`, the same
+  result as every other method). `jnp.searchsorted`'s default compiles to a `while` loop of
+  ceil(log2(N + 1)) trips; inside the scanned training step that is a nested loop run every step,
+  and on a GPU each trip launches its own small kernels one after another.
   """
   ids = jnp.searchsorted(cdf, u, side='right', method='scan_unrolled')  # [S]
   return jnp.minimum(ids, cdf.shape[0] - 1).astype(jnp.int32)
