@@ -161,6 +161,11 @@ def validate_sequence_config(config: ml_collections.ConfigDict) -> None:
     'checkpoint_every_secs',
     'a non-negative number of seconds (0 = every epoch)',
   )
+  check(
+    float(config.get('time_limit_secs', 0.0)) >= 0,
+    'time_limit_secs',
+    'a non-negative number of seconds (0 = no limit)',
+  )
   ev = config.eval
   check(ev.tie_mode in evaluation.MODES, 'eval.tie_mode', f'one of {evaluation.MODES}')
   check(
@@ -502,9 +507,9 @@ def train_and_evaluate_sequences(config: ml_collections.ConfigDict, workdir: str
   its last finished epoch.
 
   Returns:
-    `{'test', 'popularity_test', 'epochs', 'best_epoch', 'train_events_per_sec_median' (target
-    positions/s), 'eval_seconds', 'test_events_per_sec', 'wall_seconds', ...}`, also written to
-    `workdir/final_metrics.json`.
+    `{'test', 'popularity_test', 'epochs', 'best_epoch', 'time_limited' (the time limit ended
+    training), 'train_events_per_sec_median' (target positions/s), 'eval_seconds',
+    'test_events_per_sec', 'wall_seconds', ...}`, also written to `workdir/final_metrics.json`.
 
   Raises:
     seqrec.train.ConfigError: on a bad config value (naming the flag), before anything runs.
@@ -567,6 +572,8 @@ def train_and_evaluate_sequences(config: ml_collections.ConfigDict, workdir: str
 
   epoch_key = jax.random.fold_in(jax.random.PRNGKey(int(config.seed)), 2)
   es, n_epochs = config.early_stopping, int(config.n_epochs)
+  time_limit = float(config.get('time_limit_secs', 0.0))
+  out_of_time = False
   first_epoch = progress.epoch
   while progress.epoch < n_epochs and not progress.stopped:
     epoch = progress.epoch
@@ -624,7 +631,8 @@ def train_and_evaluate_sequences(config: ml_collections.ConfigDict, workdir: str
       ),
       flush=True,
     )
-    final = progress.stopped or progress.epoch >= n_epochs
+    out_of_time = time_limit > 0 and time.perf_counter() - t_start >= time_limit
+    final = progress.stopped or progress.epoch >= n_epochs or out_of_time
     if final or time.perf_counter() - last_write >= ckpt_every:
       if unsaved_best is not None:
         save('best', unsaved_best[1], step=unsaved_best[0])
@@ -633,6 +641,9 @@ def train_and_evaluate_sequences(config: ml_collections.ConfigDict, workdir: str
       last_write = time.perf_counter()
     if progress.stopped:
       logging.info('early stopping after epoch %d (best %d)', progress.epoch, progress.best_epoch)
+      break
+    if out_of_time:
+      logging.info('time limit of %.0f s reached after epoch %d', time_limit, progress.epoch)
       break
 
   # Test metrics of the best validated parameters (or the last ones without validation).
@@ -652,6 +663,7 @@ def train_and_evaluate_sequences(config: ml_collections.ConfigDict, workdir: str
     'popularity_test': pop,
     'epochs': progress.epoch,
     'best_epoch': progress.best_epoch,
+    'time_limited': out_of_time,
     'train_events_per_sec_median': _median_rate(progress),
     'eval_seconds': float(np.sum(progress.eval_seconds)),
     'test_eval_seconds': test_seconds,

@@ -143,6 +143,18 @@ def test_resume_after_finished_epochs_matches_the_uninterrupted_run(reference, t
   assert comparable(resumed) == comparable(reference.result)
 
 
+def test_time_limit_stops_at_an_epoch_end_and_the_workdir_trains_on(reference, tmp_path):
+  """A spent time budget ends training after the epoch running out of it, tests the best
+  validated parameters, and leaves a workdir that trains on to the uninterrupted numbers."""
+  first = seq_train.train_and_evaluate_sequences(small_config(time_limit_secs=1e-6), str(tmp_path))
+  assert (first['epochs'], first['time_limited']) == (1, True)
+  assert 0 < first['test']['count'] and 'ndcg@10' in first['test']
+  assert reference.result['time_limited'] is False
+  resumed = seq_train.train_and_evaluate_sequences(small_config(), str(tmp_path))
+  assert [r['epoch'] for r in epoch_lines(read_metrics(tmp_path))] == list(range(1, 9))
+  assert comparable(resumed) == comparable(reference.result)
+
+
 class Killed(Exception):
   """Stands in for a kill of the training process."""
 
@@ -337,6 +349,7 @@ def test_auto_negative_scoring_picks_the_catalog_for_many_negatives():
     ('negative_scoring', 'dense', 'one of'),
     ('learning_rate', 0.0, 'positive'),
     ('batch_size', 0, 'positive'),
+    ('time_limit_secs', -1.0, 'non-negative'),
     ('eval.tie_mode', 'random', 'conservative'),
     ('eval.sampled_kind', 'zipf', 'uniform'),
     ('eval.every_epochs', 0, 'positive'),

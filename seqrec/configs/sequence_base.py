@@ -58,6 +58,10 @@ def get_config() -> ml_collections.ConfigDict:
   # Checkpoints are written at the first epoch end this many seconds after the last write, and
   # always after the final epoch (0: after every epoch). A killed run redoes at most this much.
   config.checkpoint_every_secs = 60.0
+  # Wall-clock budget: training stops at the first epoch end this many seconds after the run
+  # started (0 = none); the best validated parameters are then tested as after any last epoch.
+  # Not part of the checkpoint fingerprint: rerunning the workdir trains on from where it stopped.
+  config.time_limit_secs = 0.0
   config.eval = ml_collections.ConfigDict(
     dict(
       cutoffs=(1, 5, 10, 20),
