@@ -16,7 +16,9 @@ from absl import app, flags
 _METRICS = flags.DEFINE_list('metrics', ['test/recall@20', 'test/mrr@20'], 'Columns.')
 _BY_DATA = flags.DEFINE_bool('by_data', False, 'Keep the rows of each dataset together.')
 _REFERENCE = flags.DEFINE_string(
-  'reference', '', 'JSON {label: {metric: value}} of published/official numbers to show beside.'
+  'reference',
+  '',
+  'JSON {label: {metric: value}} of published/official numbers to show beside, or a .json file.',
 )
 
 
@@ -62,12 +64,22 @@ def table(
   return '\n'.join(lines)
 
 
+def load_reference(value: str) -> dict | None:
+  """`--reference`: None when empty, the contents of a `.json` file, or inline JSON."""
+  if not value:
+    return None
+  if value.endswith('.json'):
+    with open(value) as f:
+      return json.load(f)
+  return json.loads(value)
+
+
 def main(argv):
   records = []
   for path in argv[1:]:
     with open(path) as f:
       records += [json.loads(line) for line in f if line.strip()]
-  reference = json.loads(_REFERENCE.value) if _REFERENCE.value else None
+  reference = load_reference(_REFERENCE.value)
   print(table(records, _METRICS.value, reference, by_data=_BY_DATA.value))
 
 

@@ -1,0 +1,52 @@
+"""Tests of experiments/results_table.py: mean ± std over seeds, references and their deltas."""
+
+import importlib.util
+import json
+import pathlib
+
+import pytest
+
+_PATH = pathlib.Path(__file__).parents[1] / 'experiments' / 'results_table.py'
+
+
+@pytest.fixture(scope='module')
+def results_table():
+  spec = importlib.util.spec_from_file_location('results_table_script', _PATH)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+RECORDS = [
+  {'data': 'd1', 'label': 'a', 'seed': 0, 'test/recall@20': 0.5, 'fit_seconds': 12.0},
+  {'data': 'd2', 'label': 'b', 'seed': 0, 'test/recall@20': 0.2},
+  {'data': 'd1', 'label': 'a', 'seed': 1, 'test/recall@20': 0.7, 'fit_seconds': 14.0},
+]
+
+
+def _rows(text):
+  return [[c.strip() for c in line.strip('|').split('|')] for line in text.splitlines()[2:]]
+
+
+def test_rows_are_mean_and_sample_std_over_seeds(results_table):
+  rows = _rows(results_table.table(RECORDS, ['test/recall@20', 'fit_seconds']))
+  # a: mean 0.6, sample std sqrt(0.02); seconds get one decimal; a missing column shows '–'.
+  assert rows[0] == ['d1', 'a', '2', '0.6000 ± 0.1414', '13.0 ± 1.4']
+  assert rows[1] == ['d2', 'b', '1', '0.2000 ± 0.0000', '–']
+
+
+def test_reference_columns_and_relative_delta(results_table, tmp_path):
+  path = tmp_path / 'reference.json'
+  path.write_text(json.dumps({'a': {'test/recall@20': 0.5}}))
+  reference = results_table.load_reference(str(path))
+  assert reference == results_table.load_reference('{"a": {"test/recall@20": 0.5}}')
+  assert results_table.load_reference('') is None
+  rows = _rows(results_table.table(RECORDS, ['test/recall@20'], reference))
+  assert rows[0][-2:] == ['0.5000', '+20.0%']
+  assert rows[1][-2:] == ['–', '–']  # no reference for b
+
+
+def test_by_data_keeps_a_datasets_rows_together(results_table):
+  records = RECORDS + [{'data': 'd1', 'label': 'c', 'seed': 0, 'test/recall@20': 0.1}]
+  labels = [r[1] for r in _rows(results_table.table(records, ['test/recall@20'], by_data=True))]
+  assert labels == ['a', 'c', 'b']
