@@ -13,6 +13,9 @@
 #   fidelity.jsonl       GRU4Rec fidelity rows, 3 seeds each (experiments/gru4rec_fidelity/results.jsonl)
 #   profile_b512.json    per-kernel device time of the batch-512 GRU4Rec step (experiments/profile.py)
 # A step that would start with less time left than its estimate is skipped, and the log says so.
+# STEPS="name ..." runs only the named steps (names as in the log, e.g. STEPS="env gsasrec" for a
+# second call that gives gSASRec the rest of the device time); GSASREC_SECS sets gSASRec's
+# training time limit (default: what is left of the budget minus 200 s, at most 360 s).
 # Rows are appended to the repository's result files by hand, after reading the log.
 # A CPU smoke test of the script itself (tiny models, two epochs):
 #   OUT=/tmp/dc PYTHON=.venv/bin/python SMOKE_GRU='--config.n_epochs=2 --config.layers=(32,)
@@ -23,7 +26,8 @@ cd "$(dirname "$0")/.."
 BUDGET="${1:-560}"
 OUT="${OUT:-/tmp/seqrec_device}"
 D="${DATA:-.gpu_data}"
-RUNS=/tmp/seqrec_runs
+RUNS=/tmp/seqrec_runs  # scratch workdirs, emptied first so that no earlier run's files come back
+rm -rf "$RUNS"
 mkdir -p "$OUT" "$RUNS"
 LOG="$OUT/log.txt"
 START=$(date +%s)
@@ -36,6 +40,9 @@ left() { echo $((BUDGET - ($(date +%s) - START))); }
 step() {
   local name=$1 need=$2
   shift 2
+  if [ -n "${STEPS:-}" ] && [[ " $STEPS " != *" $name "* ]]; then
+    return
+  fi
   if [ "$(left)" -lt "$need" ]; then
     echo "== SKIP $name: $(left) s left, needs ~$need s" | tee -a "$LOG"
     return
@@ -75,6 +82,7 @@ step bench-sasrec 60 "$PY" experiments/benchmark_sequences.py --config=seqrec/co
 # Issue 3: gSASRec to convergence (or as far as the budget goes), leaving time for the rest.
 GS_LIMIT=$(($(left) - 200))
 [ "$GS_LIMIT" -gt 360 ] && GS_LIMIT=360
+GS_LIMIT="${GSASREC_SECS:-$GS_LIMIT}"
 [ "$GS_LIMIT" -lt 60 ] && GS_LIMIT=60
 step gsasrec 120 "$PY" experiments/seeds.py --config=seqrec/configs/gsasrec_ml1m.py \
   --config.data.path="$ML1M" --config.time_limit_secs="$GS_LIMIT" --seeds=0 \
