@@ -1,6 +1,8 @@
 """Shared fixtures of the end-to-end tests: a small CPU config and one trained run to share."""
 
 import dataclasses
+import functools
+import importlib.util
 import pathlib
 
 import ml_collections
@@ -56,3 +58,19 @@ def trained_run(tmp_path_factory) -> TrainedRun:
 def make_config():
   """`small_config` for tests (conftest modules are not imported directly)."""
   return small_config
+
+
+@functools.cache
+def _load_experiment(name: str):
+  """`experiments/<name>.py` as a module; once per session, since each script defines absl flags."""
+  path = pathlib.Path(__file__).parents[1] / 'experiments' / f'{name}.py'
+  spec = importlib.util.spec_from_file_location(f'experiments_{name}', path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+@pytest.fixture(scope='session')
+def experiment_script():
+  """Loader of the `experiments/` scripts (not a package): `experiment_script('profile')`."""
+  return _load_experiment

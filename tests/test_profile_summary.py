@@ -1,21 +1,14 @@
 """Tests of experiments/profile.py's trace summary on hand-made Perfetto traces."""
 
 import gzip
-import importlib.util
 import json
-import pathlib
 
 import pytest
 
-_PATH = pathlib.Path(__file__).parents[1] / 'experiments' / 'profile.py'
-
 
 @pytest.fixture(scope='module')
-def profile():
-  spec = importlib.util.spec_from_file_location('profile_script', _PATH)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
+def profile(experiment_script):
+  return experiment_script('profile')
 
 
 def _write(tmp_path, events):

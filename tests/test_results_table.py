@@ -1,20 +1,13 @@
 """Tests of experiments/results_table.py: mean ± std over seeds, references and their deltas."""
 
-import importlib.util
 import json
-import pathlib
 
 import pytest
 
-_PATH = pathlib.Path(__file__).parents[1] / 'experiments' / 'results_table.py'
-
 
 @pytest.fixture(scope='module')
-def results_table():
-  spec = importlib.util.spec_from_file_location('results_table_script', _PATH)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
+def results_table(experiment_script):
+  return experiment_script('results_table')
 
 
 RECORDS = [
