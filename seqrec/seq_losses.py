@@ -16,6 +16,7 @@ averages its negatives, so that its per-target loss is `-log s(pos) - mean_k log
 from __future__ import annotations
 
 import functools
+import math
 
 import jax
 import jax.numpy as jnp
@@ -83,12 +84,19 @@ def gbce(
   t: float,
   *,
   negative_reduction: str = 'sum',
+  positive_eps: float = 0.0,
 ) -> tuple[jax.Array, jax.Array]:
   """Generalised BCE of gSASRec (Petrov & Macdonald, RecSys 2023).
 
   The positive term is `-log(s(pos)^beta) = beta * softplus(-pos)` with `beta = gbce_beta(K,
   n_items, t)` for the K negatives in `neg`; the negative terms are BCE's. (The gSASRec code
   additionally averages over the K + 1 terms of a position, a constant factor.)
+
+  gSASRec-pytorch clamps `s(pos)` into `[eps, 1 - eps]` (eps = 1e-10) before raising it to the
+  power `-beta`. `positive_eps=eps` reproduces the lower clamp: a target scoring below
+  `log(eps / (1 - eps))` (about -23.03) costs `beta * 23.03` and gets no gradient. That happens
+  to ~2% of targets at gSASRec-pytorch's N(0, 1) start and hardly ever after. (The upper clamp
+  only touches targets whose loss is below `beta * 1e-10`; it is not reproduced.)
 
   Args:
     pos: [B, P] target scores.
@@ -97,12 +105,15 @@ def gbce(
     n_items: catalogue size N.
     t: calibration parameter in [0, 1] (gSASRec, ML-1M: 0.75).
     negative_reduction: 'sum' or 'mean' over the K negatives.
+    positive_eps: 0 (no clamp) or gSASRec-pytorch's eps; see above.
 
   Returns:
     (loss summed over counted positions, number of counted positions).
   """
   beta = gbce_beta(neg.shape[-1], n_items, t)
   pos, neg, mask = _sanitise(pos, neg, mask)
+  if positive_eps > 0:
+    pos = jnp.maximum(pos, math.log(positive_eps / (1.0 - positive_eps)))  # [B, P]
   negatives = _reduce_negatives(jax.nn.softplus(neg), negative_reduction)
   return _total(beta * jax.nn.softplus(-pos) + negatives, mask)
 

@@ -146,6 +146,11 @@ def validate_sequence_config(config: ml_collections.ConfigDict) -> None:
       f"'default' for loss {name!r}, which does not combine negative terms",
     )
   check(0.0 <= float(config.gbce_t) <= 1.0, 'gbce_t', 'a calibration t in [0, 1]')
+  check(
+    0.0 <= float(config.get('gbce_eps', 0.0)) < 0.5,
+    'gbce_eps',
+    "0 (no clamp) or a small probability (gSASRec-pytorch's 1e-10)",
+  )
   scoring = ('auto', 'gather', 'catalog')
   check(config.get('negative_scoring', 'auto') in scoring, 'negative_scoring', f'one of {scoring}')
   check(float(config.learning_rate) > 0, 'learning_rate', 'a positive number')
@@ -232,6 +237,7 @@ class StepConfig:
   negatives_exclude_seen: bool
   negative_scoring: str  # 'gather' | 'catalog' (resolved from 'auto')
   gbce_t: float
+  gbce_eps: float  # gSASRec-pytorch's clamp of s(positive) (0 = none)
   learning_rate: float
   adam_b1: float
   adam_b2: float
@@ -257,6 +263,7 @@ def step_config(config: ml_collections.ConfigDict, n_items: int) -> StepConfig:
     negatives_exclude_seen=bool(config.negatives_exclude_seen),
     negative_scoring=scoring,
     gbce_t=float(config.gbce_t),
+    gbce_eps=float(config.get('gbce_eps', 0.0)),
     learning_rate=float(config.learning_rate),
     adam_b1=float(config.adam_b1),
     adam_b2=float(config.adam_b2),
@@ -297,7 +304,7 @@ def make_loss(cfg: StepConfig, n_items: int) -> Callable:
       pos = model.score_items(h, targets[..., None])[..., 0]  # [B, P]
       neg = model.score_items(h, negatives)  # [B, P, K]
     if cfg.loss == 'gbce':
-      return loss_fn(pos, neg, mask, n_items, cfg.gbce_t, **kwargs)
+      return loss_fn(pos, neg, mask, n_items, cfg.gbce_t, positive_eps=cfg.gbce_eps, **kwargs)
     return loss_fn(pos, neg, mask, **kwargs)
 
   return loss

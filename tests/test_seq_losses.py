@@ -85,6 +85,34 @@ def test_gbce_limits():
   )
 
 
+def _gsasrec_pytorch_gbce(pos, neg, beta, eps=1e-10):
+  """gSASRec-pytorch's training loss per target, in float64: the positive's logit is replaced by
+  gamma(pos) = log(1 / (s(pos)^-beta - 1)) with s(pos) clamped into [eps, 1 - eps], then BCE."""
+  pos, neg = pos.astype(np.float64), neg.astype(np.float64)
+  prob = np.clip(1.0 / (1.0 + np.exp(-pos)), eps, 1 - eps)
+  adjusted = np.maximum(prob**-beta, 1 + eps)
+  gamma = np.log(np.maximum(1.0 / (adjusted - 1.0), eps))
+  return -_log_sigmoid(gamma) - _log_sigmoid(-neg).sum(-1)
+
+
+def test_gbce_positive_eps_is_gsasrec_pytorchs_clamp():
+  pos, neg, _ = _problem(7)
+  pos[0, :] = [-40.0, -23.5, -22.5, 15.0, 21.0]  # below, around and above the clamp
+  mask = np.ones((B, P), bool)
+  beta = seq_losses.gbce_beta(K, N, 0.75)
+  loss, n = seq_losses.gbce(pos, neg, mask, N, 0.75, positive_eps=1e-10)
+  expected = _gsasrec_pytorch_gbce(pos, neg, beta)
+  np.testing.assert_allclose(float(loss), expected.sum(), rtol=1e-5)
+  # Without the clamp the two targets below -23.03 cost more (and are pushed up).
+  unclamped = float(seq_losses.gbce(pos, neg, mask, N, 0.75)[0])
+  assert unclamped == pytest.approx(expected.sum() + beta * (40.0 + 23.5 - 2 * 23.0259), rel=1e-4)
+  grad = jax.grad(lambda p: seq_losses.gbce(p, neg, mask, N, 0.75, positive_eps=1e-10)[0])(pos)
+  grad = np.asarray(grad)
+  assert np.all(grad[0, :2] == 0.0)
+  sigmoid = 1.0 / (1.0 + np.exp(pos[0, 2:].astype(np.float64)))
+  np.testing.assert_allclose(grad[0, 2:], -beta * sigmoid, rtol=1e-5)
+
+
 def test_sampled_softmax():
   pos, neg, mask = _problem(5)
   logits = np.concatenate([pos[..., None], neg], -1).astype(np.float64)

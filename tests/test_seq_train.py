@@ -347,6 +347,7 @@ def test_auto_negative_scoring_picks_the_catalog_for_many_negatives():
     ('n_negatives', -1, 'count'),
     ('negative_reduction', 'max', 'one of'),
     ('negative_scoring', 'dense', 'one of'),
+    ('gbce_eps', 0.5, 'small probability'),
     ('learning_rate', 0.0, 'positive'),
     ('batch_size', 0, 'positive'),
     ('time_limit_secs', -1.0, 'non-negative'),

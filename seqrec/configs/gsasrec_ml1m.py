@@ -4,7 +4,8 @@ Data: gSASRec's own split (`format='gsasrec_split'`: test = every user's last it
 also hold out their second-to-last item for validation). Settings of gSASRec-pytorch's
 `config_ml1m.py` and the pre-trained checkpoint its README evaluates (`negs:256`, `emb:128`,
 `dropout:0.5`, `t:0.75`): max_len 200, d=128, 2 blocks, 1 head, dropout 0.5, gBCE with t=0.75
-and 256 negatives per positive drawn uniformly from the whole catalogue, Adam (PyTorch default:
+and 256 negatives per positive drawn uniformly from the whole catalogue (the positive's
+sigmoid clamped at 1e-10 as in its training code, `gbce_eps`), Adam (PyTorch default:
 lr 1e-3), batch 128, an epoch is one pass (at most 100 batches), early stopping after 200
 epochs without a better validation NDCG@10, rated items filtered from the ranking.
 Items are scored with a separate output table (`sasrec.separate_output_embedding`), gSASRec's
@@ -41,6 +42,7 @@ def get_config():
   config.loss = 'gbce'
   config.n_negatives = 256
   config.gbce_t = 0.75
+  config.gbce_eps = 1e-10  # gSASRec-pytorch's clamp of s(positive)
   config.negatives_exclude_seen = False
   config.learning_rate = 1e-3
   config.adam_b1, config.adam_b2 = 0.9, 0.999

@@ -42,6 +42,9 @@ def get_config() -> ml_collections.ConfigDict:
   config.negative_reduction = 'default'  # 'sum' | 'mean' over several negatives' terms
   config.negatives_exclude_seen = True  # draw negatives outside the example's items
   config.gbce_t = 0.75  # gSASRec's calibration t (loss='gbce' only)
+  # gSASRec-pytorch clamps s(positive) into [eps, 1 - eps]: targets scoring below ~-23 get no
+  # gradient (loss='gbce' only; 0 = no clamp, gsasrec_ml1m.py: 1e-10)
+  config.gbce_eps = 0.0
   # How sampled losses score their negatives: 'gather' their output rows ([B, P, K, D] memory),
   # 'catalog' one matmul against the whole output table then pick the K columns, or 'auto'
   # (catalog when the K negatives are at least 1/16 of the catalogue). Same numbers either way.
