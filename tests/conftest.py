@@ -64,7 +64,7 @@ def make_config():
 def _load_experiment(name: str):
   """`experiments/<name>.py` as a module; once per session, since each script defines absl flags."""
   path = pathlib.Path(__file__).parents[1] / 'experiments' / f'{name}.py'
-  spec = importlib.util.spec_from_file_location(f'experiments_{name}', path)
+  spec = importlib.util.spec_from_file_location(f'experiments_{name}'.replace('/', '_'), path)
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
   return module
@@ -72,5 +72,6 @@ def _load_experiment(name: str):
 
 @pytest.fixture(scope='session')
 def experiment_script():
-  """Loader of the `experiments/` scripts (not a package): `experiment_script('profile')`."""
+  """Loader of the `experiments/` scripts (not a package): `experiment_script('profile')`,
+  `experiment_script('gsasrec_reference/compare')`."""
   return _load_experiment
