@@ -158,6 +158,7 @@ def validate_sequence_config(config: ml_collections.ConfigDict) -> None:
   check(0.0 <= float(config.adam_b2) < 1.0, 'adam_b2', 'a number in [0, 1)')
   check(float(config.weight_decay) >= 0, 'weight_decay', 'a non-negative L2 coefficient')
   check(float(config.grad_clip_norm) >= 0, 'grad_clip_norm', 'a non-negative norm (0 = off)')
+  check(float(config.get('loss_scale', 1.0)) > 0, 'loss_scale', 'a positive factor')
   check(int(config.batch_size) > 0, 'batch_size', 'a positive integer')
   check(int(config.n_epochs) >= 0, 'n_epochs', 'a non-negative integer')
   check(int(config.steps_per_call) > 0, 'steps_per_call', 'a positive integer')
@@ -243,6 +244,7 @@ class StepConfig:
   adam_b2: float
   weight_decay: float
   grad_clip_norm: float
+  loss_scale: float = 1.0  # the objective's factor (acts through Adam's epsilon only)
 
 
 # 'auto' scores negatives against the whole catalogue once they number at least 1/16 of it: a
@@ -269,6 +271,7 @@ def step_config(config: ml_collections.ConfigDict, n_items: int) -> StepConfig:
     adam_b2=float(config.adam_b2),
     weight_decay=float(config.weight_decay),
     grad_clip_norm=float(config.grad_clip_norm),
+    loss_scale=float(config.get('loss_scale', 1.0)),
   )
 
 
@@ -335,13 +338,16 @@ def init_state(model: nnx.Module, tx: optax.GradientTransformation, seed: int) -
   )
 
 
-def make_update_fn(graphdef, loss_fn: Callable, tx: optax.GradientTransformation) -> Callable:
+def make_update_fn(
+  graphdef, loss_fn: Callable, tx: optax.GradientTransformation, loss_scale: float = 1.0
+) -> Callable:
   """The pure update `update_fn(state, examples, batch_indices [B], valid [B]) -> (state, stats)`.
 
   Gathers the batch from the device-resident examples, takes the model's training view, and
   applies one Adam step to the mean loss over the batch's target positions. A step with no
   target (the padded tail of an epoch) changes nothing but the step count. `stats` is
-  `[loss_sum, n_targets]`.
+  `[loss_sum, n_targets]`, unscaled. `loss_scale` multiplies the objective; under Adam it changes
+  the updates only through the epsilon (see `sequence_base.py`).
   """
 
   def update_fn(state: TrainState, examples: dict, batch_indices: jax.Array, valid: jax.Array):
@@ -356,7 +362,8 @@ def make_update_fn(graphdef, loss_fn: Callable, tx: optax.GradientTransformation
       h, targets = model.training_view(batch, k_view)  # [B, P, D], [B, P]
       targets = jnp.where(valid[:, None], targets, 0)
       loss_sum, n = loss_fn(model, h, targets, k_neg, exclude)
-      return loss_sum / jnp.maximum(n, 1).astype(jnp.float32), (loss_sum, n)
+      mean = loss_sum / jnp.maximum(n, 1).astype(jnp.float32)
+      return mean * loss_scale, (loss_sum, n)
 
     grads, (loss_sum, n) = jax.grad(objective, has_aux=True)(state.params)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
@@ -383,7 +390,7 @@ def make_train_chunk(graphdef, cfg: StepConfig, n_items: int, steps_per_call: in
   the compiled function.
   """
   tx = make_optimizer(cfg)
-  update_fn = make_update_fn(graphdef, make_loss(cfg, n_items), tx)
+  update_fn = make_update_fn(graphdef, make_loss(cfg, n_items), tx, cfg.loss_scale)
 
   def chunk(state, examples, indices, valid, start):
     idx = jax.lax.dynamic_slice_in_dim(indices, start, steps_per_call)  # [C, B]

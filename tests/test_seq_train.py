@@ -9,6 +9,7 @@ import shutil
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 from absl import flags
 from flax import nnx
@@ -278,6 +279,33 @@ def test_early_stopping_replays_from_the_logged_validation(tmp_path):
   assert epochs == list(range(1, result['epochs'] + 5))
 
 
+def test_loss_scale_scales_the_gradient_not_the_reported_loss():
+  config = small_config(loss='gbce', n_negatives=4, negatives_exclude_seen=False)
+  model = seq_train.build_model(config, n_items=20, n_users=4)
+  graphdef = nnx.split(model, nnx.Param, ...)[0]
+  cfg = seq_train.step_config(config, n_items=20)
+  examples = {
+    'inputs': jnp.array([[0, 1, 2, 3]] * 4, jnp.int32),
+    'targets': jnp.array([[0, 2, 3, 4]] * 4, jnp.int32),
+    'users': jnp.arange(4, dtype=jnp.int32),
+  }
+  idx, ok = jnp.arange(4, dtype=jnp.int32), jnp.ones(4, bool)
+  # Plain SGD shows the factor exactly: SGD at rate 257 on the objective scaled by 1/257 takes
+  # the same step as SGD at rate 1 on the unscaled one.
+  steps = []
+  for scale, rate in ((1.0, 1.0), (1.0 / 257, 257.0)):
+    sgd = optax.sgd(rate)
+    state = seq_train.init_state(model, sgd, seed=0)
+    update = jax.jit(seq_train.make_update_fn(graphdef, seq_train.make_loss(cfg, 20), sgd, scale))
+    steps.append(update(state, examples, idx, ok))
+  (full, stats_full), (small, stats_small) = steps
+  np.testing.assert_array_equal(stats_full, stats_small)  # the reported loss is unscaled
+  for a, b in zip(jax.tree.leaves(full.params), jax.tree.leaves(small.params), strict=True):
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+  gsasrec = load_config(CONFIG_DIR / 'gsasrec_ml1m.py')
+  assert seq_train.step_config(gsasrec, 3416).loss_scale == pytest.approx(1 / 257)
+
+
 def test_padded_steps_change_nothing():
   config = small_config()
   model = seq_train.build_model(config, n_items=20, n_users=4)
@@ -347,6 +375,7 @@ def test_auto_negative_scoring_picks_the_catalog_for_many_negatives():
     ('n_negatives', -1, 'count'),
     ('negative_reduction', 'max', 'one of'),
     ('negative_scoring', 'dense', 'one of'),
+    ('loss_scale', 0.0, 'positive factor'),
     ('gbce_eps', 0.5, 'small probability'),
     ('learning_rate', 0.0, 'positive'),
     ('batch_size', 0, 'positive'),

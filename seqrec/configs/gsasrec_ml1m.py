@@ -43,6 +43,10 @@ def get_config():
   config.n_negatives = 256
   config.gbce_t = 0.75
   config.gbce_eps = 1e-10  # gSASRec-pytorch's clamp of s(positive)
+  # gSASRec-pytorch averages a target's K + 1 loss terms where seqrec sums them. Under Adam the
+  # factor acts through epsilon alone, but there it damps the item-embedding updates
+  # (experiments/gsasrec_reference/README.md), so it is kept.
+  config.loss_scale = 1.0 / (config.n_negatives + 1)
   config.negatives_exclude_seen = False
   config.learning_rate = 1e-3
   config.adam_b1, config.adam_b2 = 0.9, 0.999
