@@ -44,8 +44,8 @@ def get_config():
   config.gbce_t = 0.75
   config.gbce_eps = 1e-10  # gSASRec-pytorch's clamp of s(positive)
   # gSASRec-pytorch averages a target's K + 1 loss terms where seqrec sums them. Under Adam the
-  # factor acts through epsilon alone, but there it damps the item-embedding updates
-  # (experiments/gsasrec_reference/README.md), so it is kept.
+  # factor acts only through epsilon (no visible effect at a reduced size, see
+  # experiments/gsasrec_reference/README.md); kept so that the objective is the official one.
   config.loss_scale = 1.0 / (config.n_negatives + 1)
   config.negatives_exclude_seen = False
   config.learning_rate = 1e-3

@@ -55,9 +55,9 @@ def get_config() -> ml_collections.ConfigDict:
   config.adam_b2 = 0.999
   config.weight_decay = 0.0
   config.grad_clip_norm = 0.0  # global-norm clipping (0 = off)
-  # Factor on the training objective. Adam is blind to it except through its epsilon (1e-8): a
-  # small factor damps the updates of parameters with small gradients, as gSASRec-pytorch's mean
-  # over the K + 1 terms of a target does (gsasrec_ml1m.py: 1 / 257).
+  # Factor on the training objective. Adam is blind to it except through its epsilon (1e-8), where
+  # a small factor damps parameters with tiny gradients. gsasrec_ml1m.py: 1/257, gSASRec-pytorch's
+  # mean over the K + 1 terms of a target.
   config.loss_scale = 1.0
   config.batch_size = 128
   config.n_epochs = 200
