@@ -244,7 +244,7 @@ class StepConfig:
   adam_b2: float
   weight_decay: float
   grad_clip_norm: float
-  loss_scale: float = 1.0  # the objective's factor (acts through Adam's epsilon only)
+  loss_scale: float  # the objective's factor (acts through Adam's epsilon only)
 
 
 # 'auto' scores negatives against the whole catalogue once they number at least 1/16 of it: a

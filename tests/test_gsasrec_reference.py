@@ -30,14 +30,12 @@ def _model(seed):
 
 def _as_official(model, compare):
   """The model's weights named, shaped and padded as gSASRec-pytorch's `state_dict`."""
-  flat = {
-    '.'.join(map(str, p)): np.asarray(v.get_value())
-    for p, v in nnx.to_flat_state(nnx.state(model, nnx.Param))
-  }
+  flat = compare.flat_params(nnx.state(model, nnx.Param))
   params = {}
   for path, name, transpose in compare.parameter_pairs(len(model.blocks)):
-    value = flat[path].T if transpose else flat[path]
-    if name in ('item_embedding.weight', 'output_embedding.weight'):
+    value = np.asarray(flat[path].get_value())
+    value = value.T if transpose else value
+    if name in compare.ITEM_TABLES:
       value = np.concatenate([value, np.full((1, D), 7.0, np.float32)])  # the pad row N + 1
     params[name] = value
   return params

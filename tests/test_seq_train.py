@@ -279,16 +279,21 @@ def test_early_stopping_replays_from_the_logged_validation(tmp_path):
   assert epochs == list(range(1, result['epochs'] + 5))
 
 
+def _tiny_examples():
+  """Four identical SASRec rows over 20 items: inputs 1 2 3 -> targets 2 3 4."""
+  return {
+    'inputs': jnp.array([[0, 1, 2, 3]] * 4, jnp.int32),
+    'targets': jnp.array([[0, 2, 3, 4]] * 4, jnp.int32),
+    'users': jnp.arange(4, dtype=jnp.int32),
+  }
+
+
 def test_loss_scale_scales_the_gradient_not_the_reported_loss():
   config = small_config(loss='gbce', n_negatives=4, negatives_exclude_seen=False)
   model = seq_train.build_model(config, n_items=20, n_users=4)
   graphdef = nnx.split(model, nnx.Param, ...)[0]
   cfg = seq_train.step_config(config, n_items=20)
-  examples = {
-    'inputs': jnp.array([[0, 1, 2, 3]] * 4, jnp.int32),
-    'targets': jnp.array([[0, 2, 3, 4]] * 4, jnp.int32),
-    'users': jnp.arange(4, dtype=jnp.int32),
-  }
+  examples = _tiny_examples()
   idx, ok = jnp.arange(4, dtype=jnp.int32), jnp.ones(4, bool)
   # Plain SGD shows the factor exactly: SGD at rate 257 on the objective scaled by 1/257 takes
   # the same step as SGD at rate 1 on the unscaled one.
@@ -314,11 +319,7 @@ def test_padded_steps_change_nothing():
   tx = seq_train.make_optimizer(cfg)
   state = seq_train.init_state(model, tx, seed=0)
   update = jax.jit(seq_train.make_update_fn(graphdef, seq_train.make_loss(cfg, 20), tx))
-  examples = {
-    'inputs': jnp.array([[0, 1, 2, 3]] * 4, jnp.int32),
-    'targets': jnp.array([[0, 2, 3, 4]] * 4, jnp.int32),
-    'users': jnp.arange(4, dtype=jnp.int32),
-  }
+  examples = _tiny_examples()
   idx = jnp.arange(4, dtype=jnp.int32)
   idle, stats = update(state, examples, idx, jnp.zeros(4, bool))
   assert int(idle.step) == 1 and float(stats[1]) == 0.0

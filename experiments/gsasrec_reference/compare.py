@@ -58,11 +58,24 @@ def parameter_pairs(n_blocks: int) -> list[tuple[str, str, bool]]:
   return pairs
 
 
-def official_to_seqrec(model: SASRec, params: dict) -> list[tuple[str, str, bool]]:
-  """Copies gSASRec-pytorch's `state_dict` arrays into `model` in place.
+ITEM_TABLES = ('item_embedding.weight', 'output_embedding.weight')
 
-  The official item tables have N + 2 rows (0 unused, 1..N items, N + 1 padding); seqrec's have
-  N + 1 (0 padding), so their first N + 1 rows are taken.
+
+def flat_params(tree) -> dict:
+  """{'blocks.0.ffn_in.kernel': leaf, ...} of an nnx state (parameters or their gradients)."""
+  return {'.'.join(map(str, path)): leaf for path, leaf in nnx.to_flat_state(tree)}
+
+
+def to_seqrec_layout(name: str, value: np.ndarray, transpose: bool, n_items: int) -> np.ndarray:
+  """An official array (weight or gradient) in seqrec's layout: kernels transposed, item tables
+  cut to their first N + 1 rows (official: 0 unused, 1..N items, N + 1 padding; seqrec: 0
+  padding, 1..N items)."""
+  value = value.T if transpose else value
+  return value[: n_items + 1] if name in ITEM_TABLES else value
+
+
+def official_to_seqrec(model: SASRec, params: dict) -> list[tuple[str, str, bool]]:
+  """Copies gSASRec-pytorch's `state_dict` arrays into `model` in place (`to_seqrec_layout`).
 
   Returns:
     `parameter_pairs` of the model, for comparing gradients.
@@ -72,7 +85,7 @@ def official_to_seqrec(model: SASRec, params: dict) -> list[tuple[str, str, bool
   """
   pairs = parameter_pairs(len(model.blocks))
   state = nnx.state(model, nnx.Param)
-  flat = {'.'.join(map(str, path)): leaf for path, leaf in nnx.to_flat_state(state)}
+  flat = flat_params(state)
   unmatched = sorted(set(flat) - {p for p, _, _ in pairs})
   if unmatched:
     raise ValueError(f'seqrec parameters without an official counterpart: {unmatched}')
@@ -80,9 +93,7 @@ def official_to_seqrec(model: SASRec, params: dict) -> list[tuple[str, str, bool
   if missing:
     raise ValueError(f'the official state_dict lacks {missing}')
   for path, name, transpose in pairs:
-    value = params[name].T if transpose else params[name]
-    if name in ('item_embedding.weight', 'output_embedding.weight'):
-      value = value[: model.n_items + 1]
+    value = to_seqrec_layout(name, params[name], transpose, model.n_items)
     expected = flat[path].get_value().shape
     if value.shape != expected:
       raise ValueError(f'official {name} {value.shape} does not fit seqrec {path} {expected}')
@@ -134,13 +145,12 @@ def main(argv):
   print(
     f'loss: seqrec {float(loss):.8f}, official {float(z["loss"]):.8f} (relative {loss_diff:.2e})'
   )
-  flat = {'.'.join(map(str, p)): leaf for p, leaf in nnx.to_flat_state(g)}
+  flat = flat_params(g)
   largest = max(np.abs(v).max() for v in grads.values())
   worst = 0.0
   for path, name, transpose in pairs:
     ours = np.asarray(flat[path].get_value())
-    theirs = grads[name].T if transpose else grads[name]
-    theirs = theirs[: ours.shape[0]] if ours.ndim == 2 and not transpose else theirs
+    theirs = to_seqrec_layout(name, grads[name], transpose, n)
     # A key bias adds the same logit to every key of a query, so its exact gradient is zero and
     # only rounding is left on both sides: such near-zero gradients are measured against 1e-3 of
     # the largest gradient of the batch instead of their own size.

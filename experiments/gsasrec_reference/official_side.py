@@ -69,8 +69,8 @@ def gbce_loss(logits: torch.Tensor, mask: torch.Tensor, n_items: int, n_neg: int
   prob = torch.clamp(torch.sigmoid(pos), EPS, 1 - EPS)
   adjusted = torch.clamp(prob.pow(-beta), 1 + EPS, big)
   gamma = torch.clamp(1.0 / (adjusted - 1), EPS, big).log()
-  labels = torch.zeros_like(neg[..., :1]).expand_as(logits).clone()
-  labels[..., 0] = 1.0
+  labels = torch.zeros(logits.shape, dtype=torch.float64)
+  labels[..., 0] = 1.0  # the target comes first
   per_logit = torch.nn.functional.binary_cross_entropy_with_logits(
     torch.cat([gamma, neg], -1), labels, reduction='none'
   )  # [B, L, 1 + K]
