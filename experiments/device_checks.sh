@@ -8,7 +8,8 @@
 # Results go to $OUT (the device tool's folder that comes back; /tmp/seqrec_device otherwise):
 #   log.txt              every step's output, with the seconds left when it started
 #   benchmarks.jsonl     GRU4Rec speed anchors and SASRec speed (experiments/benchmarks.jsonl rows)
-#   sequential.jsonl     gSASRec result row (experiments/sequential/results.jsonl)
+#   sequential.jsonl     gSASRec result row (experiments/sequential/results.jsonl; "time_limited": true
+#                        when its limit, not early stopping, ended it)
 #   gsasrec_metrics.jsonl  its per-epoch metrics (validation curve)
 #   fidelity.jsonl       GRU4Rec fidelity rows, 3 seeds each (experiments/gru4rec_fidelity/results.jsonl)
 #   profile_b512.json    per-kernel device time of the batch-512 GRU4Rec step (experiments/profile.py)

@@ -5,6 +5,9 @@
     python experiments/results_table.py experiments/baselines/results.jsonl \
       experiments/gru4rec_fidelity/results.jsonl --metrics=test/recall@20,test/mrr@20,fit_seconds \
       --by_data
+
+Rows of runs that their time limit ended early (`"time_limited": true`, written by
+experiments/seeds.py) are left out, or with --include_time_limited shown under their own label.
 """
 
 import collections
@@ -15,6 +18,9 @@ from absl import app, flags
 
 _METRICS = flags.DEFINE_list('metrics', ['test/recall@20', 'test/mrr@20'], 'Columns.')
 _BY_DATA = flags.DEFINE_bool('by_data', False, 'Keep the rows of each dataset together.')
+_INCLUDE_TIME_LIMITED = flags.DEFINE_bool(
+  'include_time_limited', False, 'Show runs cut short by their time limit, labelled as such.'
+)
 _REFERENCE = flags.DEFINE_string(
   'reference',
   '',
@@ -29,19 +35,30 @@ def _mean_std(mean: float, std: float) -> str:
 
 
 def table(
-  records: list[dict], metrics: list[str], reference: dict | None = None, by_data: bool = False
+  records: list[dict],
+  metrics: list[str],
+  reference: dict | None = None,
+  by_data: bool = False,
+  include_time_limited: bool = False,
 ) -> str:
   """Markdown table with one row per (data, label): mean ± std over seeds, and the seed count.
 
   Rows come in order of first appearance; with `by_data`, rows of the same dataset are kept
   together (datasets in order of first appearance), e.g. for baselines and a model read from two
   files. A column may be any numeric record field, e.g. `fit_seconds`; records without it show '–'.
+  A time-limited record (`"time_limited": true`) is left out, or with `include_time_limited` put
+  in a row of its own, labelled '<label> (time-limited, epoch E)'.
   """
   groups = collections.OrderedDict()
   data_order = {}
   for r in records:
+    label = r['label']
+    if r.get('time_limited'):
+      if not include_time_limited:
+        continue
+      label = f'{label} (time-limited, epoch {r.get("epochs", "?")})'
     data_order.setdefault(r.get('data', ''), len(data_order))
-    groups.setdefault((r.get('data', ''), r['label']), []).append(r)
+    groups.setdefault((r.get('data', ''), label), []).append(r)
   if by_data:
     groups = dict(sorted(groups.items(), key=lambda item: data_order[item[0][0]]))  # stable
   head = ['data', 'model', 'seeds'] + metrics
@@ -80,7 +97,15 @@ def main(argv):
     with open(path) as f:
       records += [json.loads(line) for line in f if line.strip()]
   reference = load_reference(_REFERENCE.value)
-  print(table(records, _METRICS.value, reference, by_data=_BY_DATA.value))
+  print(
+    table(
+      records,
+      _METRICS.value,
+      reference,
+      by_data=_BY_DATA.value,
+      include_time_limited=_INCLUDE_TIME_LIMITED.value,
+    )
+  )
 
 
 if __name__ == '__main__':

@@ -4,7 +4,9 @@
       --label=gru4rec-rsc15-100k --output=experiments/gru4rec_fidelity/results.jsonl
 
 Each line: label, seed, date, device, the test metrics and training speed. The markdown table is
-made from these files by experiments/results_table.py.
+made from these files by experiments/results_table.py. A run that `config.time_limit_secs` ended
+early is recorded with `"time_limited": true` and the epoch it reached; the table leaves such rows
+out unless asked, and the same command trains on from the run's checkpoint.
 """
 
 import datetime
@@ -45,6 +47,9 @@ def main(argv):
       'train_events_per_sec': result['train_events_per_sec_median'],
       'test_events_per_sec': result['test_events_per_sec'],
       'epochs': result['epochs'],
+      # Sequence models: the validated epoch that was tested, and whether the time limit ended
+      # training before its schedule did.
+      **{k: result[k] for k in ('best_epoch', 'time_limited') if k in result},
       'wall_seconds': result['wall_seconds'],
       # Baselines (seqrec.baselines) also report how long fitting and the test evaluation took.
       **{k: result[k] for k in ('fit_seconds', 'test_seconds') if k in result},

@@ -43,3 +43,17 @@ def test_by_data_keeps_a_datasets_rows_together(results_table):
   records = RECORDS + [{'data': 'd1', 'label': 'c', 'seed': 0, 'test/recall@20': 0.1}]
   labels = [r[1] for r in _rows(results_table.table(records, ['test/recall@20'], by_data=True))]
   assert labels == ['a', 'c', 'b']
+
+
+def test_time_limited_runs_are_left_out_unless_asked(results_table):
+  cut = {'data': 'd1', 'label': 'a', 'seed': 2, 'test/recall@20': 0.1, 'epochs': 40}
+  records = RECORDS + [{**cut, 'time_limited': True}]
+  rows = _rows(results_table.table(records, ['test/recall@20']))
+  assert rows[0] == ['d1', 'a', '2', '0.6000 ± 0.1414']  # the cut run does not enter a's mean
+  assert len(rows) == 2
+  rows = _rows(results_table.table(records, ['test/recall@20'], include_time_limited=True))
+  assert rows[0] == ['d1', 'a', '2', '0.6000 ± 0.1414']
+  assert rows[2] == ['d1', 'a (time-limited, epoch 40)', '1', '0.1000 ± 0.0000']
+  # A finished run's record (time_limited false) is an ordinary row.
+  rows = _rows(results_table.table(RECORDS + [{**cut, 'time_limited': False}], ['test/recall@20']))
+  assert rows[0][2] == '3'
