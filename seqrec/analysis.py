@@ -198,6 +198,35 @@ class SequenceRun:
     best = np.argsort(-scores, kind='stable')[:k]
     return [(self.item_ids[i].item(), float(scores[i])) for i in best]
 
+  def item_embeddings(self) -> np.ndarray:
+    """[N+1, D] the vectors the model scores items with, by dense id (row 0: padding).
+
+    SASRec: its output table (the input table unless a separate one exists); BERT4Rec: the
+    shared item table without the mask token; Caser: the output table (its biases apart);
+    TransRec: the item points in the translation space.
+    """
+    return np.asarray(self.model.item_vectors())
+
+  def nearest_items(self, item, k: int = 10) -> list[tuple]:
+    """The k items closest to `item` in the space the model scores them in.
+
+    Returns:
+      `(raw_id, similarity)` best first: cosine similarity for the inner-product models
+      (SASRec, BERT4Rec, Caser); for TransRec, whose scores fall with distance,
+      `(raw_id, euclidean_distance)`, nearest first.
+    """
+    emb = self.item_embeddings()
+    i = int(self.dense_items([item])[0])
+    if self.config.model == 'transrec':
+      closeness = -np.linalg.norm(emb - emb[i], axis=1)
+    else:
+      norm = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
+      closeness = norm @ norm[i]
+    closeness[[0, i]] = -np.inf  # neither the padding row nor the item itself
+    best = np.argsort(-closeness, kind='stable')[: min(k, len(emb) - 2)]
+    sign = -1.0 if self.config.model == 'transrec' else 1.0
+    return [(self.item_ids[j].item(), sign * float(closeness[j])) for j in best]
+
 
 def load_sequence_run(workdir: str, config: ml_collections.ConfigDict, target) -> SequenceRun:
   """Restores the best (else the latest) parameters of a `seqrec.seq_train` run."""

@@ -8,6 +8,7 @@ import shutil
 
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 import optax
 import pytest
@@ -18,6 +19,7 @@ from ml_collections import config_flags
 from seqrec import analysis, checkpointing, seq_evaluation, seq_train
 from seqrec.configs import sequence_base, sequence_test
 from seqrec.data.user_sequences import load_sequence_data
+from seqrec.models.transrec import TransRec
 from seqrec.train import ConfigError
 
 # Run outputs that depend on wall-clock time, never compared between runs.
@@ -473,3 +475,30 @@ def test_load_run_ranks_a_users_history_as_the_evaluator_does(reference):
     assert len(best) == 3 and not set(i for i, _ in best) & set(items.tolist())
   with pytest.raises(KeyError, match='not in the data'):
     run.top_k([10**9])
+  # Neighbours by cosine in the output table, the item itself and the padding row left out.
+  table = run.item_embeddings()
+  assert table.shape == (data.n_items + 1, config.sasrec.hidden)
+  item = run.item_ids[7].item()
+  near = run.nearest_items(item, k=4)
+  unit = table[1:] / np.linalg.norm(table[1:], axis=1, keepdims=True)
+  cosines = unit @ unit[6]
+  cosines[6] = -np.inf
+  expected = np.argsort(-cosines, kind='stable')[:4] + 1
+  assert [i for i, _ in near] == run.item_ids[expected].tolist()
+  np.testing.assert_allclose([c for _, c in near], cosines[expected - 1], rtol=1e-5)
+
+
+def test_transrec_neighbours_are_the_nearest_points():
+  """TransRec scores fall with distance, so its neighbours are by Euclidean distance, all of them
+  (k above the catalogue) but the item itself, nearest first."""
+  model = TransRec(5, 2, dim=3, rngs=nnx.Rngs(0))
+  item_ids = np.array([0, 10, 11, 12, 13, 14])
+  run = analysis.SequenceRun(
+    model, ml_collections.ConfigDict({'model': 'transrec'}), item_ids, np.array([7, 8]), 'tiny'
+  )
+  points = np.asarray(model.points())  # [6, 3]
+  near = run.nearest_items(12, k=10)
+  distance = {int(item_ids[j]): float(np.linalg.norm(points[j] - points[3])) for j in (1, 2, 4, 5)}
+  assert sorted(i for i, _ in near) == sorted(distance)
+  np.testing.assert_allclose([d for _, d in near], [distance[i] for i, _ in near], rtol=1e-5)
+  assert [d for _, d in near] == sorted(d for _, d in near)

@@ -510,6 +510,22 @@ def test_score_items_equals_gathered_catalog(name):
 
 
 @pytest.mark.parametrize('name', MODELS)
+def test_item_vectors_are_what_the_catalog_is_scored_with(name):
+  """score(h, i) = h . v_i + b_i (TransRec: b_i - |h - v_i|^2) with b independent of h."""
+  model = _model(name)
+  vectors = np.asarray(model.item_vectors(), np.float64)  # [N+1, D]
+  rng = np.random.default_rng(3)
+  queries = rng.standard_normal((2, vectors.shape[1]))  # [2, D]
+  scores = np.asarray(_catalog(model, jnp.asarray(queries, jnp.float32)), np.float64)  # [2, N+1]
+  if name == 'transrec':
+    bias = scores + np.sum(np.square(queries[:, None, :] - vectors[None]), axis=-1)
+  else:
+    bias = scores - queries @ vectors.T
+  assert vectors.shape[0] == N_ITEMS + 1
+  np.testing.assert_allclose(bias[0], bias[1], atol=1e-4)
+
+
+@pytest.mark.parametrize('name', MODELS)
 def test_default_loss_gradients_are_finite_under_jit(name):
   """One jitted value-and-grad step of each model's own loss, on a split/merged model."""
   model = _model(name)

@@ -81,3 +81,7 @@ class TransRec(nnx.Module):
     item_term = self.item_bias[...] - jnp.sum(jnp.square(points), axis=-1)  # [N+1]
     query_term = jnp.sum(jnp.square(h), axis=-1, keepdims=True)  # [..., 1]
     return 2.0 * (h @ points.T) - query_term + item_term
+
+  def item_vectors(self) -> jax.Array:
+    """[N+1, K] the item points: score = bias - squared distance from the query."""
+    return self.points()
