@@ -404,6 +404,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     'popularity_test': pop,
     'epochs': progress.epoch,
     'best_epoch': progress.best_epoch,
+    **(
+      {'valid_best': {es.metric: progress.best_metric}}
+      if eval_split == 'valid' and progress.best_epoch > 0
+      else {}
+    ),
     'train_events_per_sec_median': _median_rate(progress),
     'wall_seconds': time.perf_counter() - t_start,
   }

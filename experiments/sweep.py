@@ -1,0 +1,75 @@
+"""Runs a config over a grid of overrides and seeds, one JSON line of final metrics per run.
+
+    python experiments/sweep.py --config=seqrec/configs/sequence_test.py \
+      --axis='learning_rate=[0.001, 0.003]' --axis='sasrec.hidden=[16, 32]' --seeds=0,1 \
+      --label=tiny-sasrec --output=runs/sweeps/tiny.jsonl --workdir_root=runs/sweeps
+
+Each `--axis` is `FIELD=[v1, v2, ...]`: a config field (dotted inside a sub-config) and a Python
+list literal of its values. The grid is the product of the axes, in flag order, and every point
+runs under every seed; without `--axis` this is a seed sweep (`experiments/seeds.py`). Every
+point's config is checked before the first run starts, so a bad value fails at once, naming its
+axis.
+
+Runs: `WORKDIR_ROOT/LABEL[-POINT]-seedS`. A point's rows are labelled `LABEL[field=value,...]`,
+so experiments/results_table.py shows one row per point. Each row holds the label, seed, date,
+device, the point's values (`sweep`), the test metrics, POP's, the training speed and, when the
+config validates, the best validation value (`valid/<early_stopping.metric>`). A run whose
+`config.time_limit_secs` ended it early is marked `"time_limited": true`.
+
+Re-running the same command skips the runs that `--output` already records as finished and resumes
+the others from their checkpoints, so a killed sweep loses nothing. At the end, the points are
+listed by their validation value (mean over seeds), best first: choose on validation, and read
+the test columns only for the chosen point.
+"""
+
+import json
+import os
+
+from absl import app, flags
+from ml_collections import config_flags
+
+from seqrec import sweep, train
+
+_CONFIG = config_flags.DEFINE_config_file('config', None, 'Config file.', lock_config=True)
+_AXES = flags.DEFINE_multi_string(
+  'axis', [], "A grid axis, 'FIELD=[v1, v2, ...]' (a Python list literal); repeat for a grid."
+)
+_SEEDS = flags.DEFINE_list('seeds', ['0', '1', '2'], 'Seeds to run at every point.')
+_LABEL = flags.DEFINE_string('label', None, 'Row label in the results table.')
+_OUTPUT = flags.DEFINE_string('output', None, 'JSON-lines file the results are appended to.')
+_WORKDIR = flags.DEFINE_string('workdir_root', 'runs/seeds', 'Run directories go below this.')
+flags.mark_flags_as_required(['config', 'label', 'output'])
+
+
+def main(argv):
+  del argv
+  label, output = _LABEL.value, _OUTPUT.value
+  try:
+    points = sweep.grid(sweep.parse_axes(_AXES.value), label)
+    configs = [sweep.point_config(_CONFIG.value, point) for point in points]  # before any run
+  except sweep.AxisError as e:
+    raise app.UsageError(str(e)) from None
+  done = sweep.finished_runs(output)
+  for point, config in zip(points, configs, strict=True):
+    name = sweep.row_label(label, point)
+    for seed in [int(s) for s in _SEEDS.value]:
+      if (name, seed) in done:
+        print(f'{name} seed {seed}: already in {output}, skipped', flush=True)
+        continue
+      with config.unlocked():
+        config.seed = seed
+      workdir = os.path.join(_WORKDIR.value, sweep.workdir_name(label, point, seed))
+      row = sweep.record(config, label, point, seed, train.train_and_evaluate(config, workdir))
+      print(json.dumps(row), flush=True)
+      os.makedirs(os.path.dirname(output) or '.', exist_ok=True)
+      with open(output, 'a') as f:
+        f.write(json.dumps(row) + '\n')
+  if len(points) > 1:
+    labels = {sweep.row_label(label, point) for point in points}
+    rows = [r for r in sweep.read_rows(output) if r['label'] in labels]
+    print('\nThe points by validation, best first (choose here; read test for the chosen one):')
+    print('\n'.join(sweep.ranking(rows)))
+
+
+if __name__ == '__main__':
+  app.run(main)

@@ -1,0 +1,134 @@
+"""Sweeps: grid axes and their errors, result rows, the ranking, and the scripts end to end."""
+
+import json
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+from seqrec import sweep
+from seqrec.configs import sequence_test
+from seqrec.train import ConfigError
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def _config():
+  config = sequence_test.get_config()
+  config.lock()
+  return config
+
+
+def test_axes_make_a_grid_in_flag_order():
+  axes = sweep.parse_axes(['learning_rate=[0.1, 0.2]', 'sasrec.hidden = [8, 16, 32]'])
+  assert axes == [('learning_rate', [0.1, 0.2]), ('sasrec.hidden', [8, 16, 32])]
+  points = sweep.grid(axes, 'x')
+  assert len(points) == 6
+  assert points[:2] == [
+    {'learning_rate': 0.1, 'sasrec.hidden': 8},
+    {'learning_rate': 0.1, 'sasrec.hidden': 16},
+  ]
+  assert sweep.grid([], 'x') == [{}]  # no axis: a plain seed sweep
+
+
+@pytest.mark.parametrize(
+  'specs, message',
+  [
+    (['learning_rate'], 'expected FIELD='),
+    (['learning_rate=0.1'], 'expected FIELD='),
+    (['learning_rate=[]'], 'non-empty'),
+    (['learning_rate=[0.1, oops]'], "'learning_rate=\\[0.1, oops\\]'"),
+    (['=[1]'], 'expected FIELD='),
+    (['learning_rate=[0.1]', 'learning_rate=[0.2]'], 'given twice'),
+  ],
+)
+def test_malformed_axes_are_named(specs, message):
+  with pytest.raises(sweep.AxisError, match=message):
+    sweep.parse_axes(specs)
+
+
+def test_point_configs_are_checked_before_anything_runs():
+  config = _config()
+  point = sweep.point_config(config, {'learning_rate': 0.5, 'sasrec.hidden': 8})
+  assert (point.learning_rate, point.sasrec.hidden) == (0.5, 8)
+  assert (config.learning_rate, config.sasrec.hidden) != (0.5, 8)  # the base is untouched
+  with pytest.raises(sweep.AxisError, match='sasrec.hiden'):
+    sweep.point_config(config, {'sasrec.hiden': 8})
+  with pytest.raises(sweep.AxisError, match='learning_rate'):
+    sweep.point_config(config, {'learning_rate': 'fast'})
+  with pytest.raises(ConfigError, match='batch_size'):
+    sweep.point_config(config, {'batch_size': 0})
+
+
+def test_run_directories_and_labels():
+  point = {'learning_rate': 0.1, 'layers': (100,)}
+  assert sweep.row_label('g', point) == 'g[learning_rate=0.1,layers=(100,)]'
+  assert sweep.workdir_name('g', point, 2) == 'g-learning_rate=0.1,layers=100,-seed2'
+  assert sweep.workdir_name('g', {}, 2) == 'g-seed2'  # as experiments/seeds.py always named them
+  with pytest.raises(sweep.AxisError, match='clashing'):
+    sweep.grid([('tag', ['a/b', 'ab'])], 'g')
+
+
+def test_ranking_is_by_mean_validation_value():
+  rows = [
+    {'label': 'a', 'valid/ndcg@10': 0.2, 'test/ndcg@10': 0.9},
+    {'label': 'b', 'valid/ndcg@10': 0.3, 'test/ndcg@10': 0.1},
+    {'label': 'a', 'valid/ndcg@10': 0.6, 'test/ndcg@10': 0.7},
+    {'label': 'c', 'test/ndcg@10': 0.5},
+  ]
+  lines = sweep.ranking(rows)
+  assert lines[0] == 'a: valid/ndcg@10 0.4000, test/ndcg@10 0.8000 (2 seeds)'
+  assert lines[1].startswith('b: valid/ndcg@10 0.3000')
+  assert lines[2] == 'c: no validation split (1 seed)'
+
+
+def _script(name, *args):
+  command = [sys.executable, str(ROOT / 'experiments' / f'{name}.py'), *args]
+  return subprocess.run(command, check=True, cwd=ROOT, capture_output=True, text=True).stdout
+
+
+def test_sweep_script_runs_the_grid_records_validation_and_skips_finished_runs(tmp_path):
+  out = tmp_path / 'sweep.jsonl'
+  args = [
+    '--config=' + str(ROOT / 'seqrec' / 'configs' / 'sequence_test.py'),
+    '--config.n_epochs=2',
+    '--axis=sasrec.hidden=[8, 16]',
+    '--seeds=3',
+    '--label=tiny',
+    f'--workdir_root={tmp_path}',
+    f'--output={out}',
+  ]
+  printed = _script('sweep', *args)
+  rows = [json.loads(line) for line in out.read_text().splitlines()]
+  assert [r['label'] for r in rows] == ['tiny[sasrec.hidden=8]', 'tiny[sasrec.hidden=16]']
+  assert [r['sweep'] for r in rows] == [{'sasrec.hidden': 8}, {'sasrec.hidden': 16}]
+  assert all(0.0 <= r['valid/ndcg@10'] <= 1.0 and r['seed'] == 3 for r in rows)
+  assert (tmp_path / 'tiny-sasrec.hidden=16-seed3' / 'final_metrics.json').exists()
+  assert 'The points by validation' in printed
+  again = _script('sweep', *args)  # finished runs are not run twice
+  assert again.count('skipped') == 2
+  assert len(out.read_text().splitlines()) == 2
+
+
+def test_seeds_script_marks_a_time_limited_run_and_trains_it_on(tmp_path, experiment_script):
+  out = tmp_path / 'results.jsonl'
+  args = [
+    '--config=' + str(ROOT / 'seqrec' / 'configs' / 'sequence_test.py'),
+    '--config.n_epochs=3',
+    '--seeds=4',
+    '--label=tiny',
+    f'--workdir_root={tmp_path}',
+    f'--output={out}',
+  ]
+  # Any positive limit is spent by the first epoch's end: training stops after epoch 1 of 3.
+  _script('seeds', *args, '--config.time_limit_secs=0.001')
+  # The same command without the limit trains on from the checkpoint to the schedule's end.
+  _script('seeds', *args)
+  cut, done = [json.loads(line) for line in out.read_text().splitlines()]
+  assert (cut['label'], cut['seed'], cut['model'], cut['epochs']) == ('tiny', 4, 'sasrec', 1)
+  assert cut['time_limited'] is True and cut['best_epoch'] == 1
+  assert done['time_limited'] is False and done['epochs'] == 3
+  assert 0.0 <= done['test/ndcg@10'] <= 1.0 and done['train_events_per_sec'] > 0
+  table = experiment_script('results_table').table([cut, done], ['test/ndcg@10'])
+  assert '| tiny | 1 |' in table and 'time-limited' not in table
