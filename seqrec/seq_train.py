@@ -29,7 +29,7 @@ import optax
 from absl import logging
 from flax import nnx
 
-from seqrec import checkpointing, evaluation, reporting, seq_evaluation, seq_losses
+from seqrec import checkpointing, evaluation, reporting, seq_evaluation, seq_losses, sharding
 from seqrec.data import sequence_batches
 from seqrec.data.user_sequences import SequenceData, load_sequence_data
 from seqrec.models import sequential
@@ -162,6 +162,13 @@ def validate_sequence_config(config: ml_collections.ConfigDict) -> None:
   check(int(config.batch_size) > 0, 'batch_size', 'a positive integer')
   check(int(config.n_epochs) >= 0, 'n_epochs', 'a non-negative integer')
   check(int(config.steps_per_call) > 0, 'steps_per_call', 'a positive integer')
+  devices = int(config.get('num_devices', 1))
+  check(devices >= 0, 'num_devices', '0 (all local devices) or a number of devices')
+  check(
+    devices <= 1 or int(config.batch_size) % devices == 0,
+    'batch_size',
+    f'a multiple of --config.num_devices={devices} (each device takes an equal share)',
+  )
   check(
     float(config.checkpoint_every_secs) >= 0,
     'checkpoint_every_secs',
@@ -539,9 +546,11 @@ def train_and_evaluate_sequences(config: ml_collections.ConfigDict, workdir: str
   step_cfg = step_config(config, data.n_items)
   state = init_state(model, make_optimizer(step_cfg), int(config.seed))
   del model
-  examples = {k: jnp.asarray(v) for k, v in build_examples(config, data).items()}
-  n_examples = int(next(iter(examples.values())).shape[0])
   batch_size, steps_per_call = int(config.batch_size), int(config.steps_per_call)
+  # Data parallelism: batch rows split over the mesh, examples and the state replicated.
+  mesh = sharding.make_mesh(int(config.get('num_devices', 1)), batch_size)
+  examples = sharding.replicate(build_examples(config, data), mesh)
+  n_examples = int(next(iter(examples.values())).shape[0])
   chunk_fn = make_train_chunk(graphdef, step_cfg, data.n_items, steps_per_call)
   max_len = sequential.history_length(config)
   valid = eval_split(data, 'valid', max_len)
@@ -564,6 +573,7 @@ def train_and_evaluate_sequences(config: ml_collections.ConfigDict, workdir: str
     # Stopping is judged with this run's patience: a rerun with a larger one (or 0) trains on.
     progress.judge_stop(int(config.early_stopping.patience))
     logging.info('resumed from %s after epoch %d', workdir, progress.epoch)
+  state = sharding.replicate(state, mesh)
   # Written only once the workdir is known to be this run's, so a refused run leaves it intact.
   with open(os.path.join(workdir, 'config.json'), 'w') as f:
     f.write(config.to_json(indent=2))
@@ -593,7 +603,9 @@ def train_and_evaluate_sequences(config: ml_collections.ConfigDict, workdir: str
     epoch = progress.epoch
     indices, ok = sequence_batches.epoch_batches(
       jax.random.fold_in(epoch_key, epoch), n_examples, batch_size, steps_per_call
-    )
+    )  # [S, B] each
+    order = sharding.shard_schedule({'indices': indices, 'ok': ok}, mesh)
+    indices, ok = order['indices'], order['ok']
     n_chunks = indices.shape[0] // steps_per_call
     bar = _Progress(n_chunks, f'epoch {epoch + 1}/{n_epochs}')
     t0 = time.perf_counter()

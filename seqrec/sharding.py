@@ -4,7 +4,9 @@ Session-parallel slots are independent except through the shared output set and 
 update, so the `[T, B]` schedule and the `[B, H]` hidden state are split along B over a 1-D
 `('data',)` mesh while parameters and optimiser state are replicated. XLA's SPMD partitioner
 inserts the collectives (gathering the batch's targets into the output set, summing gradients),
-so the numbers are those of one device up to the order of floating-point sums.
+so the numbers are those of one device up to the order of floating-point sums. The user-sequence
+models (SASRec & co., `seq_train`) split each batch's rows the same way: their `[S, B]` batch
+indices are split along B, the examples and the train state replicated.
 """
 
 import jax
@@ -37,11 +39,18 @@ def make_mesh(num_devices: int, batch_size: int) -> Mesh | None:
 
 
 def shard_schedule(arrays: dict, mesh: Mesh | None) -> dict:
-  """Places `[T, B]` schedule arrays with B split over the mesh."""
+  """Places `[T, B]` schedule arrays (or batch-index arrays `[S, B]`) with B split over the mesh."""
   if mesh is None:
     return {k: jax.device_put(v) for k, v in arrays.items()}
   spec = NamedSharding(mesh, PartitionSpec(None, DATA_AXIS))
   return {k: jax.device_put(v, spec) for k, v in arrays.items()}
+
+
+def replicate(tree, mesh: Mesh | None):
+  """Places every array of `tree` on each device of the mesh (on the default device without one)."""
+  if mesh is None:
+    return jax.tree.map(jax.device_put, tree)
+  return jax.device_put(tree, NamedSharding(mesh, PartitionSpec()))
 
 
 def place_state(state, mesh: Mesh | None):

@@ -383,6 +383,7 @@ def test_auto_negative_scoring_picks_the_catalog_for_many_negatives():
     ('learning_rate', 0.0, 'positive'),
     ('batch_size', 0, 'positive'),
     ('time_limit_secs', -1.0, 'non-negative'),
+    ('num_devices', -1, 'number of devices'),
     ('eval.tie_mode', 'random', 'conservative'),
     ('eval.sampled_kind', 'zipf', 'uniform'),
     ('eval.every_epochs', 0, 'positive'),
@@ -404,6 +405,15 @@ def test_config_errors_name_the_flag(field, value, message):
   with pytest.raises(ConfigError, match=f'--config.{flag}.*{message}'):
     seq_train.validate_sequence_config(config)
   seq_train.validate_sequence_config(small_config())  # the unmodified config is fine
+
+
+def test_a_mesh_needs_the_batch_to_split_evenly():
+  config = small_config(num_devices=3)
+  config.batch_size = 3 * 5 + 1
+  with pytest.raises(ConfigError, match='--config.batch_size.*multiple of --config.num_devices=3'):
+    seq_train.validate_sequence_config(config)
+  config.batch_size = 3 * 5
+  seq_train.validate_sequence_config(config)
 
 
 def test_negative_reduction_needs_a_loss_with_several_negatives():

@@ -57,3 +57,60 @@ def test_mesh_arguments_are_checked():
   assert sharding.make_mesh(1, 8) is None
   with pytest.raises(ValueError, match='num_devices'):
     sharding.make_mesh(1000, 8)
+
+
+SEQUENCE_SCRIPT = textwrap.dedent(
+  """
+  import json, sys
+  import jax, numpy as np
+  from seqrec import seq_train, sharding
+  from seqrec.configs import sequence_test
+
+  assert len(jax.devices()) == 2, jax.devices()
+  root = sys.argv[1]
+  runs = {}
+  placed = []  # per call: devices holding the batch indices, and the rows of one device's share
+  shard_schedule = sharding.shard_schedule
+
+  def spy(arrays, mesh):
+    out = shard_schedule(arrays, mesh)
+    idx = out['indices']
+    placed.append((len(idx.sharding.device_set), idx.addressable_shards[0].data.shape[1]))
+    return out
+
+  sharding.shard_schedule = spy
+  for model in ('sasrec', 'bert4rec'):
+    for n in (1, 2):
+      config = sequence_test.get_config()
+      config.model, config.num_devices, config.n_epochs = model, n, 2
+      placed.clear()
+      runs[model, n] = seq_train.train_and_evaluate_sequences(config, f'{root}/{model}-{n}')
+      assert set(placed) == {(n, config.batch_size // n)}, placed
+  for model in ('sasrec', 'bert4rec'):
+    losses = [
+      [json.loads(line)['train_loss'] for line in open(f'{root}/{model}-{n}/metrics.jsonl')
+       if 'train_loss' in line]
+      for n in (1, 2)
+    ]
+    assert len(losses[0]) == 2, losses
+    np.testing.assert_allclose(losses[0], losses[1], rtol=1e-4)
+    one, two = runs[model, 1]['test'], runs[model, 2]['test']
+    for k in one:
+      np.testing.assert_allclose(one[k], two[k], atol=0.02, err_msg=f'{model} {k}')
+  print('OK')
+  """
+)
+
+
+def test_sequence_models_on_a_two_device_mesh_match_one_device(tmp_path):
+  """SASRec (sampled BCE) and BERT4Rec (masking drawn on device) train to the same losses."""
+  env = dict(os.environ, XLA_FLAGS='--xla_force_host_platform_device_count=2', JAX_PLATFORMS='cpu')
+  out = subprocess.run(
+    [sys.executable, '-c', SEQUENCE_SCRIPT, str(tmp_path)],
+    env=env,
+    capture_output=True,
+    text=True,
+    timeout=600,
+  )
+  assert out.returncode == 0, out.stderr[-3000:]
+  assert 'OK' in out.stdout

@@ -62,6 +62,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.batch_size = 128
   config.n_epochs = 200
   config.steps_per_call = 16  # update steps per compiled lax.scan call
+  config.num_devices = 1  # data-parallel mesh over this many local devices (0: all)
   # Checkpoints are written at the first epoch end this many seconds after the last write, and
   # always after the final epoch (0: after every epoch). A killed run redoes at most this much.
   config.checkpoint_every_secs = 60.0
