@@ -416,6 +416,12 @@ def test_a_mesh_needs_the_batch_to_split_evenly():
   seq_train.validate_sequence_config(config)
 
 
+def test_asking_for_more_devices_than_exist_names_the_flag(tmp_path):
+  config = small_config(num_devices=len(jax.devices()) + 1, batch_size=8 * (len(jax.devices()) + 1))
+  with pytest.raises(ConfigError, match='--config.num_devices=.*visible'):
+    seq_train.train_and_evaluate_sequences(config, str(tmp_path))
+
+
 def test_negative_reduction_needs_a_loss_with_several_negatives():
   with pytest.raises(ConfigError, match='--config.negative_reduction'):
     seq_train.validate_sequence_config(small_config(loss='ce', negative_reduction='mean'))
