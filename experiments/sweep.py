@@ -24,11 +24,15 @@ the test columns only for the chosen point.
 
 import json
 import os
+import re
+import sys
 
 from absl import app, flags
 from ml_collections import config_flags
 
 from seqrec import sweep, train
+from seqrec.checkpointing import CheckpointMismatchError
+from seqrec.data import DataError
 
 _CONFIG = config_flags.DEFINE_config_file('config', None, 'Config file.', lock_config=True)
 _AXES = flags.DEFINE_multi_string(
@@ -39,16 +43,33 @@ _LABEL = flags.DEFINE_string('label', None, 'Row label in the results table.')
 _OUTPUT = flags.DEFINE_string('output', None, 'JSON-lines file the results are appended to.')
 _WORKDIR = flags.DEFINE_string('workdir_root', 'runs/seeds', 'Run directories go below this.')
 flags.mark_flags_as_required(['config', 'label', 'output'])
+flags.register_validator(
+  'seeds',
+  lambda seeds: all(re.fullmatch(r'\d+', s.strip()) for s in seeds),
+  message='--seeds: expected comma-separated non-negative integers, e.g. --seeds=0,1,2',
+)
 
 
 def main(argv):
-  del argv
-  label, output = _LABEL.value, _OUTPUT.value
+  if len(argv) > 1:
+    raise app.UsageError(f'Unexpected arguments: {" ".join(argv[1:])}')
   try:
-    points = sweep.grid(sweep.parse_axes(_AXES.value), label)
-    configs = [sweep.point_config(_CONFIG.value, point) for point in points]  # before any run
-  except sweep.AxisError as e:
-    raise app.UsageError(str(e)) from None
+    run_sweep()
+  except (
+    sweep.AxisError,
+    train.ConfigError,
+    DataError,
+    CheckpointMismatchError,
+    FileNotFoundError,
+  ) as e:
+    print(f'error: {e}', file=sys.stderr)
+    sys.exit(2)
+
+
+def run_sweep():
+  label, output = _LABEL.value, _OUTPUT.value
+  points = sweep.grid(sweep.parse_axes(_AXES.value), label)
+  configs = [sweep.point_config(_CONFIG.value, point) for point in points]  # before any run
   done = sweep.finished_runs(output)
   for point, config in zip(points, configs, strict=True):
     name = sweep.row_label(label, point)

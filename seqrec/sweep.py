@@ -2,6 +2,7 @@
 
 import ast
 import datetime
+import difflib
 import itertools
 import json
 import os
@@ -70,6 +71,15 @@ def point_config(config: ml_collections.ConfigDict, point: dict) -> ml_collectio
   """
   config = config.copy_and_resolve_references()
   for field, value in point.items():
+    node, path = config, field.split('.')
+    for depth, key in enumerate(path):
+      if not isinstance(node, ml_collections.ConfigDict) or key not in node:
+        where = '.'.join(path[:depth]) or 'the config'
+        known = list(node.keys()) if isinstance(node, ml_collections.ConfigDict) else []
+        close = difflib.get_close_matches(key, known, n=1)
+        hint = f'; did you mean {close[0]!r}?' if close else ''
+        raise AxisError(f'--axis {field}=...: {where} has no field {key!r}{hint}')
+      node = node[key]
     try:
       config.update_from_flattened_dict({field: value})
     except (KeyError, AttributeError, TypeError) as e:

@@ -53,8 +53,12 @@ def test_point_configs_are_checked_before_anything_runs():
   point = sweep.point_config(config, {'learning_rate': 0.5, 'sasrec.hidden': 8})
   assert (point.learning_rate, point.sasrec.hidden) == (0.5, 8)
   assert (config.learning_rate, config.sasrec.hidden) != (0.5, 8)  # the base is untouched
-  with pytest.raises(sweep.AxisError, match='sasrec.hiden'):
+  with pytest.raises(sweep.AxisError, match="sasrec has no field 'hiden'; did you mean 'hidden'"):
     sweep.point_config(config, {'sasrec.hiden': 8})
+  with pytest.raises(sweep.AxisError, match="the config has no field 'sasrek'"):
+    sweep.point_config(config, {'sasrek.hidden': 8})
+  with pytest.raises(sweep.AxisError, match="learning_rate has no field 'x'"):
+    sweep.point_config(config, {'learning_rate.x': 8})
   with pytest.raises(sweep.AxisError, match='learning_rate'):
     sweep.point_config(config, {'learning_rate': 'fast'})
   with pytest.raises(ConfigError, match='batch_size'):
@@ -109,6 +113,13 @@ def test_sweep_script_runs_the_grid_records_validation_and_skips_finished_runs(t
   again = _script('sweep', *args)  # finished runs are not run twice
   assert again.count('skipped') == 2
   assert len(out.read_text().splitlines()) == 2
+  # A bad axis is one line naming it, before anything runs.
+  command = [sys.executable, str(ROOT / 'experiments' / 'sweep.py'), *args[:2], *args[3:]]
+  bad = subprocess.run(
+    command + ['--axis=sasrec.hiden=[8]'], cwd=ROOT, capture_output=True, text=True
+  )
+  assert bad.returncode == 2
+  assert bad.stderr.strip().splitlines()[-1].startswith('error: --axis sasrec.hiden=...: sasrec')
 
 
 def test_seeds_script_marks_a_time_limited_run_and_trains_it_on(tmp_path, experiment_script):
