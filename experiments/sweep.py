@@ -31,8 +31,6 @@ from absl import app, flags
 from ml_collections import config_flags
 
 from seqrec import sweep, train
-from seqrec.checkpointing import CheckpointMismatchError
-from seqrec.data import DataError
 
 _CONFIG = config_flags.DEFINE_config_file('config', None, 'Config file.', lock_config=True)
 _AXES = flags.DEFINE_multi_string(
@@ -55,13 +53,7 @@ def main(argv):
     raise app.UsageError(f'Unexpected arguments: {" ".join(argv[1:])}')
   try:
     run_sweep()
-  except (
-    sweep.AxisError,
-    train.ConfigError,
-    DataError,
-    CheckpointMismatchError,
-    FileNotFoundError,
-  ) as e:
+  except (sweep.AxisError, *train.INPUT_ERRORS) as e:
     print(f'error: {e}', file=sys.stderr)
     sys.exit(2)
 

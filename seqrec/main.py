@@ -12,8 +12,6 @@ from absl import app, flags, logging
 from ml_collections import config_flags
 
 from seqrec import train
-from seqrec.checkpointing import CheckpointMismatchError
-from seqrec.data import DataError
 
 _CONFIG = config_flags.DEFINE_config_file(
   'config', None, 'Path to a config file defining get_config().', lock_config=True
@@ -47,7 +45,7 @@ def main(argv):
     logging.set_verbosity(logging.WARNING)  # orbax is chatty at INFO
   try:
     result = train.train_and_evaluate(config, _WORKDIR.value)
-  except (DataError, train.ConfigError, CheckpointMismatchError, FileNotFoundError) as e:
+  except train.INPUT_ERRORS as e:
     logging.error('%s', e)
     print(f'error: {e}', file=sys.stderr)
     sys.exit(2)

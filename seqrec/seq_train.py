@@ -548,12 +548,9 @@ def train_and_evaluate_sequences(config: ml_collections.ConfigDict, workdir: str
   del model
   batch_size, steps_per_call = int(config.batch_size), int(config.steps_per_call)
   # Data parallelism: batch rows split over the mesh, examples and the state replicated.
-  try:
-    mesh = sharding.make_mesh(int(config.get('num_devices', 1)), batch_size)
-  except ValueError as e:  # more devices asked for than are visible
-    from seqrec.train import ConfigError  # noqa: PLC0415 (train dispatches to this module)
+  from seqrec.train import make_mesh  # noqa: PLC0415 (train dispatches to this module)
 
-    raise ConfigError(str(e)) from None
+  mesh = make_mesh(config)
   examples = sharding.replicate(build_examples(config, data), mesh)
   n_examples = int(next(iter(examples.values())).shape[0])
   chunk_fn = make_train_chunk(graphdef, step_cfg, data.n_items, steps_per_call)

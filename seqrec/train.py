@@ -14,7 +14,7 @@ from absl import logging
 from flax import nnx
 
 from seqrec import checkpointing, evaluation, reporting, sharding, train_step
-from seqrec.data import SessionData, load_session_data
+from seqrec.data import DataError, SessionData, load_session_data
 from seqrec.data.session_parallel import build_schedule, session_order_by_start_time
 from seqrec.models import build_model
 from seqrec.models.gru4rec import ItemTable
@@ -90,6 +90,11 @@ def eval_options(config: ml_collections.ConfigDict) -> dict:
 
 class ConfigError(ValueError):
   """A config value that cannot work; the message names the `--config.` flag."""
+
+
+# What a bad config, input file or workdir raises. Each message names the flag, file or directory,
+# so the entry points print it as one line instead of a traceback.
+INPUT_ERRORS = (ConfigError, DataError, checkpointing.CheckpointMismatchError, FileNotFoundError)
 
 
 def validate_config(config: ml_collections.ConfigDict) -> None:

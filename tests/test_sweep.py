@@ -87,22 +87,35 @@ def test_ranking_is_by_mean_validation_value():
   assert lines[2] == 'c: no validation split (1 seed)'
 
 
-def _script(name, *args):
+def _run(name, *args):
+  """`python experiments/<name>.py ARGS` from the repository root, output captured."""
   command = [sys.executable, str(ROOT / 'experiments' / f'{name}.py'), *args]
-  return subprocess.run(command, check=True, cwd=ROOT, capture_output=True, text=True).stdout
+  return subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
 
 
-def test_sweep_script_runs_the_grid_records_validation_and_skips_finished_runs(tmp_path):
-  out = tmp_path / 'sweep.jsonl'
-  args = [
+def _script(name, *args):
+  """The stdout of a run of `experiments/<name>.py` that must succeed."""
+  done = _run(name, *args)
+  assert done.returncode == 0, done.stderr[-3000:]
+  return done.stdout
+
+
+def _tiny_args(tmp_path, out, n_epochs, seed):
+  """Flags of a tiny SASRec run labelled 'tiny', its workdirs under `tmp_path`, rows to `out`."""
+  return [
     '--config=' + str(ROOT / 'seqrec' / 'configs' / 'sequence_test.py'),
-    '--config.n_epochs=2',
-    '--axis=sasrec.hidden=[8, 16]',
-    '--seeds=3',
+    f'--config.n_epochs={n_epochs}',
+    f'--seeds={seed}',
     '--label=tiny',
     f'--workdir_root={tmp_path}',
     f'--output={out}',
   ]
+
+
+def test_sweep_script_runs_the_grid_records_validation_and_skips_finished_runs(tmp_path):
+  out = tmp_path / 'sweep.jsonl'
+  base = _tiny_args(tmp_path, out, n_epochs=2, seed=3)
+  args = [*base, '--axis=sasrec.hidden=[8, 16]']
   printed = _script('sweep', *args)
   rows = [json.loads(line) for line in out.read_text().splitlines()]
   assert [r['label'] for r in rows] == ['tiny[sasrec.hidden=8]', 'tiny[sasrec.hidden=16]']
@@ -114,24 +127,14 @@ def test_sweep_script_runs_the_grid_records_validation_and_skips_finished_runs(t
   assert again.count('skipped') == 2
   assert len(out.read_text().splitlines()) == 2
   # A bad axis is one line naming it, before anything runs.
-  command = [sys.executable, str(ROOT / 'experiments' / 'sweep.py'), *args[:2], *args[3:]]
-  bad = subprocess.run(
-    command + ['--axis=sasrec.hiden=[8]'], cwd=ROOT, capture_output=True, text=True
-  )
+  bad = _run('sweep', *base, '--axis=sasrec.hiden=[8]')
   assert bad.returncode == 2
   assert bad.stderr.strip().splitlines()[-1].startswith('error: --axis sasrec.hiden=...: sasrec')
 
 
 def test_seeds_script_marks_a_time_limited_run_and_trains_it_on(tmp_path, experiment_script):
   out = tmp_path / 'results.jsonl'
-  args = [
-    '--config=' + str(ROOT / 'seqrec' / 'configs' / 'sequence_test.py'),
-    '--config.n_epochs=3',
-    '--seeds=4',
-    '--label=tiny',
-    f'--workdir_root={tmp_path}',
-    f'--output={out}',
-  ]
+  args = _tiny_args(tmp_path, out, n_epochs=3, seed=4)
   # Any positive limit is spent by the first epoch's end: training stops after epoch 1 of 3.
   _script('seeds', *args, '--config.time_limit_secs=0.001')
   # The same command without the limit trains on from the checkpoint to the schedule's end.

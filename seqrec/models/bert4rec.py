@@ -251,8 +251,7 @@ class BERT4Rec(nnx.Module):
 
   def score_catalog(self, h: jax.Array) -> jax.Array:
     """[..., D] -> [..., N+1] scores of ids 0..N (column 0 is padding; the mask is not scored)."""
-    n = self.n_items + 1
-    return h @ self.item_table()[:n].T + self.output_bias[...][:n]
+    return h @ self.item_vectors().T + self.output_bias[...][: self.n_items + 1]
 
   def item_vectors(self) -> jax.Array:
     """[N+1, D] the vectors items are scored with: score = query . vector + bias."""

@@ -166,7 +166,7 @@ class Caser(nnx.Module):
 
   def score_catalog(self, h: jax.Array) -> jax.Array:
     """[..., 2d] -> [..., N+1] scores of every id (column 0 is padding)."""
-    return h @ self.output_table[...].T + self.output_bias[...]
+    return h @ self.item_vectors().T + self.output_bias[...]
 
   def item_vectors(self) -> jax.Array:
     """[N+1, 2d] the vectors items are scored with: score = query . vector + bias."""

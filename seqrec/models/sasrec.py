@@ -201,7 +201,7 @@ class SASRec(nnx.Module):
 
   def score_catalog(self, h: jax.Array) -> jax.Array:
     """[..., D] -> [..., N+1] scores of every id (column 0 is padding)."""
-    return h @ self.output_table().T
+    return h @ self.item_vectors().T
 
   def item_vectors(self) -> jax.Array:
     """[N+1, D] the vectors items are scored with: score = query . vector."""

@@ -77,7 +77,7 @@ class TransRec(nnx.Module):
 
   def score_catalog(self, h: jax.Array) -> jax.Array:
     """[..., K] -> [..., N+1]: the squared distance expanded around one matrix product."""
-    points = self.points()  # [N+1, K]
+    points = self.item_vectors()  # [N+1, K]
     item_term = self.item_bias[...] - jnp.sum(jnp.square(points), axis=-1)  # [N+1]
     query_term = jnp.sum(jnp.square(h), axis=-1, keepdims=True)  # [..., 1]
     return 2.0 * (h @ points.T) - query_term + item_term
