@@ -230,7 +230,7 @@ class SequenceRun:
 
 def load_sequence_run(workdir: str, config: ml_collections.ConfigDict, target) -> SequenceRun:
   """Restores the best (else the latest) parameters of a `seqrec.seq_train` run."""
-  from seqrec import seq_train  # noqa: PLC0415 (imports jax-heavy training code)
+  from seqrec import seq_train, seq_train_step  # noqa: PLC0415 (imports jax-heavy training code)
 
   ids = np.load(os.path.join(workdir, 'ids.npz'), allow_pickle=False)
   item_ids, user_ids = ids['item_ids'], ids['user_ids']
@@ -241,8 +241,9 @@ def load_sequence_run(workdir: str, config: ml_collections.ConfigDict, target) -
     try:
       restored = ckpts.restore('best', params)
       if restored is None:
-        tx = seq_train.make_optimizer(seq_train.step_config(config, len(item_ids) - 1))
-        template = seq_train.init_state(model, tx, int(config.seed))
+        step_cfg = seq_train_step.step_config(config, len(item_ids) - 1)
+        tx = seq_train_step.make_optimizer(step_cfg)
+        template = seq_train_step.init_state(model, tx, int(config.seed))
         restored = ckpts.restore('latest', template)
         if restored is None:
           raise FileNotFoundError(f'{workdir} has no checkpoint yet')

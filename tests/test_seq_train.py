@@ -16,7 +16,7 @@ from absl import flags
 from flax import nnx
 from ml_collections import config_flags
 
-from seqrec import analysis, checkpointing, seq_evaluation, seq_train
+from seqrec import analysis, checkpointing, seq_evaluation, seq_train, seq_train_step
 from seqrec.configs import sequence_base, sequence_test
 from seqrec.data.user_sequences import load_sequence_data
 from seqrec.models.transrec import TransRec
@@ -168,7 +168,7 @@ def test_run_killed_mid_epoch_resumes_to_the_same_numbers(
 ):
   """Killed in epoch 3: it resumes after epoch 2 (a checkpoint per epoch) or from the start (no
   checkpoint written yet); either way the log holds each epoch once and the numbers agree."""
-  make_real = seq_train.make_train_chunk
+  make_real = seq_train_step.make_train_chunk
 
   def make_killing(*args, **kwargs):
     chunk_fn = make_real(*args, **kwargs)
@@ -183,7 +183,7 @@ def test_run_killed_mid_epoch_resumes_to_the_same_numbers(
     return killing_chunk
 
   with monkeypatch.context() as patch:
-    patch.setattr(seq_train, 'make_train_chunk', make_killing)
+    patch.setattr(seq_train_step, 'make_train_chunk', make_killing)
     with pytest.raises(Killed):
       seq_train.train_and_evaluate_sequences(
         small_config(checkpoint_every_secs=every_secs), str(tmp_path)
@@ -294,7 +294,7 @@ def test_loss_scale_scales_the_gradient_not_the_reported_loss():
   config = small_config(loss='gbce', n_negatives=4, negatives_exclude_seen=False)
   model = seq_train.build_model(config, n_items=20, n_users=4)
   graphdef = nnx.split(model, nnx.Param, ...)[0]
-  cfg = seq_train.step_config(config, n_items=20)
+  cfg = seq_train_step.step_config(config, n_items=20)
   examples = _tiny_examples()
   idx, ok = jnp.arange(4, dtype=jnp.int32), jnp.ones(4, bool)
   # Plain SGD shows the factor exactly: SGD at rate 257 on the objective scaled by 1/257 takes
@@ -302,25 +302,26 @@ def test_loss_scale_scales_the_gradient_not_the_reported_loss():
   steps = []
   for scale, rate in ((1.0, 1.0), (1.0 / 257, 257.0)):
     sgd = optax.sgd(rate)
-    state = seq_train.init_state(model, sgd, seed=0)
-    update = jax.jit(seq_train.make_update_fn(graphdef, seq_train.make_loss(cfg, 20), sgd, scale))
+    state = seq_train_step.init_state(model, sgd, seed=0)
+    loss_fn = seq_train_step.make_loss(cfg, 20)
+    update = jax.jit(seq_train_step.make_update_fn(graphdef, loss_fn, sgd, scale))
     steps.append(update(state, examples, idx, ok))
   (full, stats_full), (small, stats_small) = steps
   np.testing.assert_array_equal(stats_full, stats_small)  # the reported loss is unscaled
   for a, b in zip(jax.tree.leaves(full.params), jax.tree.leaves(small.params), strict=True):
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
   gsasrec = load_config(CONFIG_DIR / 'gsasrec_ml1m.py')
-  assert seq_train.step_config(gsasrec, 3416).loss_scale == pytest.approx(1 / 257)
+  assert seq_train_step.step_config(gsasrec, 3416).loss_scale == pytest.approx(1 / 257)
 
 
 def test_padded_steps_change_nothing():
   config = small_config()
   model = seq_train.build_model(config, n_items=20, n_users=4)
   graphdef = nnx.split(model, nnx.Param, ...)[0]
-  cfg = seq_train.step_config(config, n_items=20)
-  tx = seq_train.make_optimizer(cfg)
-  state = seq_train.init_state(model, tx, seed=0)
-  update = jax.jit(seq_train.make_update_fn(graphdef, seq_train.make_loss(cfg, 20), tx))
+  cfg = seq_train_step.step_config(config, n_items=20)
+  tx = seq_train_step.make_optimizer(cfg)
+  state = seq_train_step.init_state(model, tx, seed=0)
+  update = jax.jit(seq_train_step.make_update_fn(graphdef, seq_train_step.make_loss(cfg, 20), tx))
   examples = _tiny_examples()
   idx = jnp.arange(4, dtype=jnp.int32)
   idle, stats = update(state, examples, idx, jnp.zeros(4, bool))
@@ -345,9 +346,9 @@ def test_catalog_scoring_of_negatives_equals_gathering_their_rows(model_name, lo
   outputs = {}
   for scoring in ('gather', 'catalog'):
     config.negative_scoring = scoring
-    cfg = seq_train.step_config(config, data.n_items)
+    cfg = seq_train_step.step_config(config, data.n_items)
     assert cfg.negative_scoring == scoring
-    loss_fn = seq_train.make_loss(cfg, data.n_items)
+    loss_fn = seq_train_step.make_loss(cfg, data.n_items)
 
     def objective(p, loss_fn=loss_fn):
       m = nnx.merge(graphdef, p, others)
@@ -364,10 +365,10 @@ def test_catalog_scoring_of_negatives_equals_gathering_their_rows(model_name, lo
 
 def test_auto_negative_scoring_picks_the_catalog_for_many_negatives():
   config = small_config(loss='gbce', n_negatives=256)
-  assert seq_train.step_config(config, n_items=3416).negative_scoring == 'catalog'
-  assert seq_train.step_config(config, n_items=100_000).negative_scoring == 'gather'
+  assert seq_train_step.step_config(config, n_items=3416).negative_scoring == 'catalog'
+  assert seq_train_step.step_config(config, n_items=100_000).negative_scoring == 'gather'
   config.n_negatives = 1
-  assert seq_train.step_config(config, n_items=3416).negative_scoring == 'gather'
+  assert seq_train_step.step_config(config, n_items=3416).negative_scoring == 'gather'
 
 
 @pytest.mark.parametrize(
@@ -429,11 +430,11 @@ def test_negative_reduction_needs_a_loss_with_several_negatives():
 
 def test_default_loss_takes_the_papers_negatives():
   config = small_config(model='caser')
-  assert seq_train.resolve_loss(config) == ('bce', 3, {'negative_reduction': 'mean'})
+  assert seq_train_step.resolve_loss(config) == ('bce', 3, {'negative_reduction': 'mean'})
   config.n_negatives = 5
-  assert seq_train.resolve_loss(config)[1] == 5
+  assert seq_train_step.resolve_loss(config)[1] == 5
   config.loss = 'sampled_ce'
-  assert seq_train.resolve_loss(config) == ('sampled_ce', 5, {})
+  assert seq_train_step.resolve_loss(config) == ('sampled_ce', 5, {})
 
 
 def load_config(path: pathlib.Path, *overrides: str):
