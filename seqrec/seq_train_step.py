@@ -1,4 +1,4 @@
-"""The jitted update of user-sequence models (SASRec, BERT4Rec, Caser, TransRec), scanned.
+"""The jitted, scanned update of user-sequence models (SASRec, BERT4Rec, Caser, TransRec).
 
 One step gathers a batch of fixed-shape examples from the device-resident arrays, takes the model's
 training view (BERT4Rec draws its masks on device), scores each target against its sampled negatives
