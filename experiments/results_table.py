@@ -8,6 +8,8 @@
 
 Rows of runs that their time limit ended early (`"time_limited": true`, written by
 experiments/seeds.py) are left out, or with --include_time_limited shown under their own label.
+A run trained on across several time-limited sessions writes a record per session; only the
+latest record of each (data, label, seed) counts.
 """
 
 import collections
@@ -34,6 +36,10 @@ def _mean_std(mean: float, std: float) -> str:
   return f'{mean:.{digits}f} ± {std:.{digits}f}'
 
 
+def _run_key(record: dict) -> tuple:
+  return record.get('data', ''), record['label'], record['seed']
+
+
 def table(
   records: list[dict],
   metrics: list[str],
@@ -47,11 +53,15 @@ def table(
   together (datasets in order of first appearance), e.g. for baselines and a model read from two
   files. A column may be any numeric record field, e.g. `fit_seconds`; records without it show '–'.
   A time-limited record (`"time_limited": true`) is left out, or with `include_time_limited` put
-  in a row of its own, labelled '<label> (time-limited, epoch E)'.
+  in a row of its own, labelled '<label> (time-limited, epoch E)'. Of several records of one
+  (data, label, seed), e.g. a run resumed after its time limit, only the last one counts.
   """
+  last = {_run_key(r): i for i, r in enumerate(records) if 'seed' in r}
   groups = collections.OrderedDict()
   data_order = {}
-  for r in records:
+  for i, r in enumerate(records):
+    if 'seed' in r and last[_run_key(r)] != i:
+      continue  # superseded by a later record of the same run
     label = r['label']
     if r.get('time_limited'):
       if not include_time_limited:

@@ -57,3 +57,18 @@ def test_time_limited_runs_are_left_out_unless_asked(results_table):
   # A finished run's record (time_limited false) is an ordinary row.
   rows = _rows(results_table.table(RECORDS + [{**cut, 'time_limited': False}], ['test/recall@20']))
   assert rows[0][2] == '3'
+
+
+def test_a_run_resumed_across_time_limits_counts_once_with_its_latest_record(results_table):
+  cut = {'data': 'd1', 'label': 'a', 'seed': 2, 'time_limited': True}
+  records = RECORDS + [
+    {**cut, 'test/recall@20': 0.1, 'epochs': 40},
+    {**cut, 'test/recall@20': 0.3, 'epochs': 90},  # the same workdir, trained on
+  ]
+  rows = _rows(results_table.table(records, ['test/recall@20'], include_time_limited=True))
+  assert rows[2:] == [['d1', 'a (time-limited, epoch 90)', '1', '0.3000 ± 0.0000']]
+  # Resumed once more without a limit, it finishes and joins the finished seeds.
+  finished = {**cut, 'time_limited': False, 'test/recall@20': 0.5, 'epochs': 120}
+  rows = _rows(results_table.table(records + [finished], ['test/recall@20']))
+  assert rows[0] == ['d1', 'a', '3', '0.5667 ± 0.1155']
+  assert len(rows) == 2
