@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import sys
 import time
 
@@ -47,7 +48,7 @@ class MetricsWriter:
     if self._tb is not None:
       for name, value in scalars.items():
         if isinstance(value, (int, float)):
-          self._tb.add_scalar(name, value, int(step))
+          self._tb.add_scalar(tensorboard_tag(name), value, int(step))
       self._tb.flush()
 
   def close(self) -> None:
@@ -60,6 +61,15 @@ class MetricsWriter:
     with open(os.path.join(self.workdir, 'final_metrics.json'), 'w') as f:
       json.dump(result, f, indent=2)
     self.close()
+
+
+def tensorboard_tag(name: str) -> str:
+  """The TensorBoard tag of a metric: `valid/ndcg@10` -> `valid/ndcg_10`.
+
+  TensorBoard tags allow letters, digits, `_`, `-`, `.` and `/`; any other character becomes `_`.
+  tensorboardX would make the same replacement itself, but with a warning on every write.
+  """
+  return re.sub(r'[^-/\w.]', '_', name)
 
 
 def _plain(value):

@@ -1,0 +1,67 @@
+"""Tests of the run outputs: metrics.jsonl lines, their trimming on resume, and TensorBoard tags."""
+
+import json
+import logging
+import struct
+
+import pytest
+
+from seqrec import reporting
+
+
+def _tensorboard_scalars(workdir):
+  """Reads every (tag, step, value) from the run's TensorBoard event files (TFRecord framing)."""
+  event_pb2 = pytest.importorskip('tensorboardX.proto.event_pb2')
+  scalars = []
+  for path in sorted((workdir / 'tensorboard').glob('events.out.tfevents.*')):
+    data = path.read_bytes()
+    pos = 0
+    while pos < len(data):
+      (length,) = struct.unpack('<Q', data[pos : pos + 8])
+      record = data[pos + 12 : pos + 12 + length]  # skips the length's crc
+      pos += 12 + length + 4  # and the record's crc
+      event = event_pb2.Event.FromString(record)
+      for value in event.summary.value:
+        scalars.append((value.tag, event.step, value.simple_value))
+  return scalars
+
+
+def test_tensorboard_tag_replaces_characters_tensorboard_rejects():
+  assert reporting.tensorboard_tag('valid/ndcg@10') == 'valid/ndcg_10'
+  assert reporting.tensorboard_tag('train_loss') == 'train_loss'
+  assert reporting.tensorboard_tag('test/sampled100_pop/recall@5') == 'test/sampled100_pop/recall_5'
+  assert reporting.tensorboard_tag('a-b.c d') == 'a-b.c_d'
+
+
+def test_writer_logs_json_lines_and_clean_tensorboard_tags(tmp_path, caplog):
+  pytest.importorskip('tensorboardX')
+  writer = reporting.MetricsWriter(str(tmp_path))
+  with caplog.at_level(logging.INFO):
+    writer.write(10, {'train_loss': 1.5, 'valid/ndcg@10': 0.25}, epoch=1)
+    writer.write(20, {'train_loss': 1.25, 'valid/ndcg@10': 0.5}, epoch=2)
+  writer.close()
+  assert not [r for r in caplog.records if 'illegal' in r.getMessage()]
+  lines = [json.loads(line) for line in (tmp_path / 'metrics.jsonl').read_text().splitlines()]
+  assert lines == [
+    {'step': 10, 'epoch': 1, 'train_loss': 1.5, 'valid/ndcg@10': 0.25},
+    {'step': 20, 'epoch': 2, 'train_loss': 1.25, 'valid/ndcg@10': 0.5},
+  ]
+  assert sorted(_tensorboard_scalars(tmp_path)) == [
+    ('train_loss', 10, 1.5),
+    ('train_loss', 20, 1.25),
+    ('valid/ndcg_10', 10, 0.25),
+    ('valid/ndcg_10', 20, 0.5),
+  ]
+
+
+def test_resumed_writer_drops_lines_after_the_checkpoint(tmp_path):
+  writer = reporting.MetricsWriter(str(tmp_path))
+  for step in (10, 20, 30):
+    writer.write(step, {'train_loss': float(step)}, epoch=step // 10)
+  writer.close()
+  resumed = reporting.MetricsWriter(str(tmp_path), keep_through_step=20)
+  resumed.write(30, {'train_loss': 3.0}, epoch=3)
+  resumed.close()
+  lines = [json.loads(line) for line in (tmp_path / 'metrics.jsonl').read_text().splitlines()]
+  kept = [(line['step'], line['train_loss']) for line in lines]
+  assert kept == [(10, 10.0), (20, 20.0), (30, 3.0)]
