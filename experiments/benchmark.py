@@ -17,7 +17,7 @@ import jax
 from absl import app, flags
 from ml_collections import config_flags
 
-from seqrec import train
+from seqrec import reporting, train
 from seqrec.data import load_session_data
 from seqrec.models import build_model
 
@@ -36,6 +36,7 @@ def eval_rate(config, model, events) -> float:
 
 def main(argv):
   del argv
+  reporting.quiet_library_logs()
   config = _CONFIG.value
   with tempfile.TemporaryDirectory() as workdir:
     result = train.train_and_evaluate(config, workdir)

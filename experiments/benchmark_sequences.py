@@ -18,7 +18,7 @@ import jax
 from absl import app, flags
 from ml_collections import config_flags
 
-from seqrec import seq_evaluation, seq_train
+from seqrec import reporting, seq_evaluation, seq_train
 from seqrec.data.user_sequences import load_sequence_data
 from seqrec.models.sequential import history_length
 
@@ -50,6 +50,7 @@ def full_ranking_seconds(model, split, config) -> float:
 
 def main(argv):
   del argv
+  reporting.quiet_library_logs()
   config = _CONFIG.value
   with tempfile.TemporaryDirectory() as workdir:
     result = seq_train.train_and_evaluate_sequences(config, workdir)

@@ -30,7 +30,7 @@ import sys
 from absl import app, flags
 from ml_collections import config_flags
 
-from seqrec import sweep, train
+from seqrec import reporting, sweep, train
 
 _CONFIG = config_flags.DEFINE_config_file('config', None, 'Config file.', lock_config=True)
 _AXES = flags.DEFINE_multi_string(
@@ -51,6 +51,7 @@ flags.register_validator(
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {" ".join(argv[1:])}')
+  reporting.quiet_library_logs()
   try:
     run_sweep()
   except (sweep.AxisError, *train.INPUT_ERRORS) as e:

@@ -11,7 +11,7 @@ import sys
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from seqrec import train
+from seqrec import reporting, train
 
 _CONFIG = config_flags.DEFINE_config_file(
   'config', None, 'Path to a config file defining get_config().', lock_config=True
@@ -41,8 +41,7 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {" ".join(argv[1:])}')
   config = _CONFIG.value
-  if not flags.FLAGS['verbosity'].present:
-    logging.set_verbosity(logging.WARNING)  # orbax is chatty at INFO
+  reporting.quiet_library_logs()
   try:
     result = train.train_and_evaluate(config, _WORKDIR.value)
   except train.INPUT_ERRORS as e:

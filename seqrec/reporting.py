@@ -1,12 +1,17 @@
-"""Run outputs for people and tools: metrics.jsonl, TensorBoard scalars, and a progress line."""
+"""Run outputs for people and tools: metrics.jsonl, TensorBoard scalars, log lines, and progress."""
 
 import json
+import logging as std_logging
 import os
 import re
 import sys
 import time
 
 from absl import logging
+
+# Libraries whose INFO lines describe their own internals (orbax logs about a dozen per checkpoint
+# restore and close); their warnings and errors still show.
+_CHATTY_LIBRARIES = ('jax', 'orbax', 'tensorboardX')
 
 
 class MetricsWriter:
@@ -61,6 +66,27 @@ class MetricsWriter:
     with open(os.path.join(self.workdir, 'final_metrics.json'), 'w') as f:
       json.dump(result, f, indent=2)
     self.close()
+
+
+class _LibraryInfoFilter(std_logging.Filter):
+  """Drops records below WARNING that come from a file inside one of `_CHATTY_LIBRARIES`."""
+
+  def filter(self, record: std_logging.LogRecord) -> bool:
+    if record.levelno >= std_logging.WARNING:
+      return True
+    parts = re.split(r'[/\\]', record.pathname)
+    return not any(name in parts for name in _CHATTY_LIBRARIES)
+
+
+def quiet_library_logs() -> None:
+  """Keeps seqrec's own INFO lines (data, resume, early stopping, time limit) and drops orbax's.
+
+  Command lines call this after absl has parsed its flags; it filters absl's handler, so
+  `--verbosity` keeps its meaning for seqrec's own lines. Calling it again changes nothing.
+  """
+  handler = logging.get_absl_handler()
+  if not any(isinstance(f, _LibraryInfoFilter) for f in handler.filters):
+    handler.addFilter(_LibraryInfoFilter())
 
 
 def tensorboard_tag(name: str) -> str:

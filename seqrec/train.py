@@ -311,7 +311,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     state, meta = ckpts.restore('latest', state)
     progress = Progress(**meta['progress'])
     state = sharding.place_state(state, make_mesh(config))
-    logging.info('resumed from %s at epoch %d chunk %d', workdir, progress.epoch, progress.chunk)
+    logging.info(
+      'resumed from %s after epoch %d and %d chunks of epoch %d',
+      workdir,
+      progress.epoch,
+      progress.chunk,
+      progress.epoch + 1,
+    )
   # Written only once the workdir is known to be this run's, so a refused run leaves it intact.
   with open(os.path.join(workdir, 'config.json'), 'w') as f:
     f.write(config.to_json(indent=2))
@@ -367,9 +373,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
       scalars.update({f'{eval_split}/{k}': v for k, v in metrics.items()})
       scalars[f'{eval_split}/events_per_sec'] = metrics['count'] / (time.perf_counter() - t_eval)
     writer.write(int(state.step), scalars, epoch=progress.epoch)
-    logging.info(
-      'epoch %d: %s', progress.epoch, ' '.join(f'{k}={v:.4g}' for k, v in scalars.items())
-    )
     print(
       f'epoch {progress.epoch}: '
       + ' '.join(f'{k}={v:.4f}' for k, v in scalars.items() if '/' in k or k == 'train_loss'),

@@ -65,3 +65,36 @@ def test_resumed_writer_drops_lines_after_the_checkpoint(tmp_path):
   lines = [json.loads(line) for line in (tmp_path / 'metrics.jsonl').read_text().splitlines()]
   kept = [(line['step'], line['train_loss']) for line in lines]
   assert kept == [(10, 10.0), (20, 20.0), (30, 3.0)]
+
+
+def _record(pathname, level):
+  return logging.LogRecord('absl', level, pathname, 1, 'message', None, None)
+
+
+def test_library_info_lines_are_dropped_and_seqrec_lines_kept():
+  library_filter = reporting._LibraryInfoFilter()
+  orbax_file = '/venv/lib/python3.11/site-packages/orbax/checkpoint/checkpointer.py'
+  jax_file = '/venv/lib/python3.11/site-packages/jax/_src/xla_bridge.py'
+  seqrec_file = '/work/seqrec/seqrec/seq_train.py'
+  assert not library_filter.filter(_record(orbax_file, logging.INFO))
+  assert not library_filter.filter(_record(jax_file, logging.INFO))
+  assert library_filter.filter(_record(orbax_file, logging.WARNING))
+  assert library_filter.filter(_record(jax_file, logging.ERROR))
+  assert library_filter.filter(_record(seqrec_file, logging.INFO))
+
+
+def test_quiet_library_logs_installs_one_filter():
+  from absl import logging as absl_logging  # noqa: PLC0415
+
+  handler = absl_logging.get_absl_handler()
+  before = list(handler.filters)
+  try:
+    reporting.quiet_library_logs()
+    reporting.quiet_library_logs()
+    added = [f for f in handler.filters if f not in before]
+    assert len([f for f in handler.filters if isinstance(f, reporting._LibraryInfoFilter)]) == 1
+    assert len(added) <= 1
+  finally:
+    for f in list(handler.filters):
+      if f not in before:
+        handler.removeFilter(f)
