@@ -496,7 +496,7 @@ def train_and_evaluate_sequences(config: ml_collections.ConfigDict, workdir: str
     'epochs': progress.epoch,
     'best_epoch': progress.best_epoch,
     **({'valid_best': {es.metric: progress.best_metric}} if progress.best_epoch > 0 else {}),
-    'time_limited': out_of_time,
+    'time_limited': out_of_time and not progress.stopped and progress.epoch < n_epochs,
     'train_events_per_sec_median': _median_rate(progress),
     'eval_seconds': float(np.sum(progress.eval_seconds)),
     'test_eval_seconds': test_seconds,

@@ -157,6 +157,16 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
   check(0.0 <= float(config.momentum) < 1.0, 'momentum', 'a number in [0, 1)')
   check(int(config.steps_per_call) > 0, 'steps_per_call', 'a positive integer')
   check(int(config.scan_unroll) > 0, 'scan_unroll', 'a positive integer')
+  check(
+    float(config.checkpoint_every_secs) >= 0,
+    'checkpoint_every_secs',
+    'a non-negative number of seconds (0 = at epoch ends only)',
+  )
+  check(
+    float(config.get('time_limit_secs', 0.0)) >= 0,
+    'time_limit_secs',
+    'a non-negative number of seconds (0 = no limit)',
+  )
   if config.model == 'hrnn':
     from seqrec.data.user_sessions import USER_FORMATS  # noqa: PLC0415
     from seqrec.models.hrnn import USER_PROPAGATION_MODES  # noqa: PLC0415
@@ -275,7 +285,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   `seqrec.user_train.build_user_task`.
 
   Returns:
-    The final metrics (also written to `workdir/final_metrics.json`).
+    The final metrics (also written to `workdir/final_metrics.json`). `time_limited` is true when
+    `config.time_limit_secs` ended training before its last epoch or early stopping.
   """
   from seqrec import baselines, seq_train, user_train  # noqa: PLC0415 (they import this module)
   from seqrec.models.sequential import SEQUENCE_MODELS  # noqa: PLC0415
@@ -330,6 +341,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   es = config.early_stopping
   n_chunks = task.n_chunks
   ckpt_every = float(config.checkpoint_every_secs)
+  time_limit = float(config.get('time_limit_secs', 0.0))
+  out_of_time = False
   while progress.epoch < int(config.n_epochs):
     epoch = progress.epoch
     if progress.chunk == 0:  # the official code starts every epoch from a zero hidden state
@@ -394,6 +407,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
         'early stopping after epoch %d (best epoch %d)', progress.epoch, progress.best_epoch
       )
       break
+    out_of_time = time_limit > 0 and time.perf_counter() - t_start >= time_limit
+    if out_of_time and progress.epoch < int(config.n_epochs):
+      logging.info('time limit of %.0f s reached after epoch %d', time_limit, progress.epoch)
+      break
 
   # Final test evaluation with the best parameters (validation runs) or the last ones.
   params = {'tables': state.tables, 'dense': state.dense}
@@ -417,6 +434,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
       if eval_split == 'valid' and progress.best_epoch > 0
       else {}
     ),
+    'time_limited': out_of_time and progress.epoch < int(config.n_epochs),
     'train_events_per_sec_median': _median_rate(progress),
     'wall_seconds': time.perf_counter() - t_start,
   }

@@ -179,6 +179,8 @@ def test_apply_official_rejects_unknown_keys():
     ('n_sample', -2, 'full softmax'),
     ('eval.tie_mode', 'random', 'conservative'),
     ('early_stopping.metric', 'recall@10', 'recall@20'),
+    ('checkpoint_every_secs', -1.0, 'non-negative'),
+    ('time_limit_secs', -1.0, 'non-negative'),
   ],
 )
 def test_validate_config_names_the_flag(field, value, message):

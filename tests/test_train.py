@@ -115,6 +115,20 @@ def test_resume_from_mid_epoch_checkpoint_is_bit_exact(
   assert comparable(resumed) == comparable(trained_run.result)
 
 
+def test_time_limit_stops_at_an_epoch_end_and_the_workdir_trains_on(
+  trained_run, make_config, tmp_path
+):
+  """A spent time budget ends training after the epoch that ran out of it and still tests; the
+  workdir then trains on to the uninterrupted run's numbers."""
+  first = train.train_and_evaluate(make_config(time_limit_secs=1e-6), str(tmp_path))
+  assert (first['epochs'], first['time_limited']) == (1, True)
+  assert first['test']['count'] == trained_run.result['test']['count']
+  assert trained_run.result['time_limited'] is False
+  resumed = train.train_and_evaluate(make_config(), str(tmp_path))
+  assert [r['epoch'] for r in epoch_lines(read_metrics(tmp_path))] == [1, 2, 3]
+  assert comparable(resumed) == comparable(trained_run.result)
+
+
 def test_validation_early_stopping_tests_the_best_epoch(make_config, tmp_path):
   n_epochs = 30  # far more than the tiny validation set can reward: patience=1 must stop it
   config = make_config(n_epochs=n_epochs, data={'valid_days': 1.0}, early_stopping={'patience': 1})

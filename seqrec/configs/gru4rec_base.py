@@ -76,6 +76,9 @@ def get_config() -> ml_collections.ConfigDict:
   config.num_devices = 1  # data-parallel mesh over this many local devices (0: all)
   config.scan_unroll = 1  # steps per loop iteration inside a call (speed only, same numbers)
   config.checkpoint_every_secs = 600.0  # mid-epoch checkpoints of long epochs (0: epoch ends only)
+  # Stop after the first epoch that ends this many seconds after the start (0: no limit); the
+  # result says `time_limited`, and re-running the command resumes from the last checkpoint.
+  config.time_limit_secs = 0.0
   config.eval = ml_collections.ConfigDict(
     dict(
       cutoffs=(20,),
