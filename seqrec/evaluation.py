@@ -243,7 +243,7 @@ def finalize(sums: dict[str, jax.Array]) -> dict[str, float]:
   return out
 
 
-# --- Session-parallel evaluation driver (added by the lead) ---
+# --- Session-parallel evaluation driver ---
 
 
 @functools.lru_cache(maxsize=32)
