@@ -3,6 +3,7 @@
 import dataclasses
 import json
 import os
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -13,6 +14,7 @@ from flax import nnx
 from seqrec import checkpointing, train_step
 from seqrec.data import ItemVocab
 from seqrec.models import build_model
+from seqrec.models.attention import MultiHeadAttention
 from seqrec.models.gru4rec import ItemTable
 from seqrec.models.hrnn import HRNN
 from seqrec.models.sequential import SEQUENCE_MODELS, history_length
@@ -144,6 +146,13 @@ def _encode_user_prefix(
   return outs[-1]
 
 
+class AttentionMaps(NamedTuple):
+  """Self-attention weights of one history (`SequenceRun.attention`)."""
+
+  probs: np.ndarray  # [n_blocks, n_heads, T, T]: query position x key position
+  items: list  # [T] raw item id at each position (None: BERT4Rec's mask token)
+
+
 @dataclasses.dataclass
 class SequenceRun:
   """A trained user-sequence model (SASRec, BERT4Rec, Caser, TransRec) with its ids.
@@ -167,25 +176,32 @@ class SequenceRun:
       raise KeyError(f'items {unknown} are not in the data of {self.workdir}')
     return np.array([lookup[i] for i in raw], np.int32)
 
-  def score_history(self, items, user=None) -> np.ndarray:
-    """[N+1] scores of every dense id as the user's next item after `items` (oldest first).
-
-    Entry 0 (padding) is -inf.
-    """
+  def _history(self, items) -> np.ndarray:
+    """[1, W] the left-padded window of dense ids the model reads for `items` (oldest first)."""
     dense = self.dense_items(items)
     width = history_length(self.config)
     history = np.zeros((1, width), np.int32)
     kept = dense[-width:]
     if kept.size:
       history[0, width - kept.size :] = kept
+    return history
+
+  def _user_index(self, user) -> int:
     if user is None:
-      user_index = 0
-    else:
-      matches = np.nonzero(self.user_ids == type(self.user_ids[0].item())(user))[0]
-      if not matches.size:
-        raise KeyError(f'user {user!r} is not in the data of {self.workdir}')
-      user_index = int(matches[0])
-    query = self.model.encode_last(jnp.asarray(history), jnp.asarray([user_index], jnp.int32))
+      return 0
+    matches = np.nonzero(self.user_ids == type(self.user_ids[0].item())(user))[0]
+    if not matches.size:
+      raise KeyError(f'user {user!r} is not in the data of {self.workdir}')
+    return int(matches[0])
+
+  def score_history(self, items, user=None) -> np.ndarray:
+    """[N+1] scores of every dense id as the user's next item after `items` (oldest first).
+
+    Entry 0 (padding) is -inf.
+    """
+    history = self._history(items)
+    users = jnp.asarray([self._user_index(user)], jnp.int32)
+    query = self.model.encode_last(jnp.asarray(history), users)
     scores = np.array(self.model.score_catalog(query)[0], np.float32)
     scores[0] = -np.inf
     return scores
@@ -197,6 +213,49 @@ class SequenceRun:
       scores[self.dense_items(items)] = -np.inf
     best = np.argsort(-scores, kind='stable')[:k]
     return [(self.item_ids[i].item(), float(scores[i])) for i in best]
+
+  def attention(self, items) -> AttentionMaps:
+    """The attention weights of every block and head while the model reads `items`.
+
+    This is the view of the SASRec paper's attention heat maps. The model reads the window it
+    ranks the next item from. For SASRec that is the last `max_len` items. BERT4Rec drops the
+    oldest of those and appends its mask token, whose row is the one that predicts.
+
+    Args:
+      items: the history as raw ids, oldest first.
+
+    Returns:
+      `AttentionMaps`: `probs` [n_blocks, n_heads, T, T] (each row, a query position, sums to 1
+      over the keys it may see) and `items`, the T raw ids of the positions (None for BERT4Rec's
+      mask token). Padding positions are left out.
+
+    Raises:
+      ValueError: for a model without self-attention (Caser, TransRec).
+    """
+    if self.config.model not in ('sasrec', 'bert4rec'):
+      raise ValueError(
+        f'{self.workdir} holds a {self.config.model} model; attention maps exist for sasrec '
+        'and bert4rec'
+      )
+    history = self._history(items)  # [1, W]
+    if self.config.model == 'bert4rec':  # the window `encode_last` reads
+      mask_token = self.model.mask_token
+      history = np.concatenate([history[:, 1:], [[mask_token]]], axis=1)
+    history = history[:, -int(self.config[self.config.model].max_len) :]
+    modules = [m for _, m in nnx.iter_modules(self.model) if isinstance(m, MultiHeadAttention)]
+    for module in modules:
+      module.record_probs = True
+    try:
+      _, sown = nnx.capture(self.model.encode, nnx.Intermediate)(jnp.asarray(history))
+    finally:
+      for module in modules:
+        module.record_probs = False
+    maps = [value for _, value in sorted(nnx.to_flat_state(sown), key=lambda kv: kv[0])]
+    probs = np.stack([np.asarray(m.get_value()[0][0]) for m in maps])  # [blocks, H, W, W]
+    kept = history[0] > 0
+    dense = history[0][kept]
+    raw = [None if d > len(self.item_ids) - 1 else self.item_ids[d].item() for d in dense]
+    return AttentionMaps(probs=probs[:, :, kept][:, :, :, kept], items=raw)
 
   def item_embeddings(self) -> np.ndarray:
     """[N+1, D] the vectors the model scores items with, by dense id (row 0: padding).

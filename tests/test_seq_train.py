@@ -492,6 +492,12 @@ def test_load_run_ranks_a_users_history_as_the_evaluator_does(reference):
     assert len(best) == 3 and not set(i for i, _ in best) & set(items.tolist())
   with pytest.raises(KeyError, match='not in the data'):
     run.top_k([10**9])
+  # The attention maps of a restored run: one per block, over the last max_len items.
+  items = run.item_ids[data.test_history.row(0)].tolist()
+  maps = run.attention(items)
+  n = min(len(items), config.sasrec.max_len)
+  assert maps.items == items[-n:]
+  assert maps.probs.shape == (config.sasrec.n_blocks, config.sasrec.n_heads, n, n)
   # Neighbours by cosine in the output table, the item itself and the padding row left out.
   table = run.item_embeddings()
   assert table.shape == (data.n_items + 1, config.sasrec.hidden)

@@ -81,6 +81,9 @@ class MultiHeadAttention(nnx.Module):
     kernel_init: initialiser of the projection kernels.
     bias_init: initialiser of their biases (None: zeros).
     rngs: parameter RNG.
+
+  Setting `record_probs = True` (analysis only; training never does) makes each call sow its
+  attention probabilities, before dropout, as an `nnx.Intermediate` named `probs`.
   """
 
   def __init__(
@@ -97,6 +100,7 @@ class MultiHeadAttention(nnx.Module):
       raise ValueError(f'hidden={hidden} is not a multiple of n_heads={n_heads}')
     self.n_heads = int(n_heads)
     self.output_projection = bool(output_projection)
+    self.record_probs = False
 
     bias_init = nnx.initializers.zeros_init() if bias_init is None else bias_init
 
@@ -137,7 +141,10 @@ class MultiHeadAttention(nnx.Module):
     v = self.value(keys).reshape(batch, n_k, self.n_heads, head)  # [B, Lk, H, D/H]
     logits = jnp.einsum('bqhd,bkhd->bhqk', q, k) / jnp.sqrt(float(head))  # [B, H, Lq, Lk]
     logits = jnp.where(visible[:, None], logits, _NEG_INF)
-    probs = dropout(jax.nn.softmax(logits, axis=-1), dropout_rate, key)
+    probs = jax.nn.softmax(logits, axis=-1)  # [B, H, Lq, Lk]
+    if self.record_probs:
+      self.sow(nnx.Intermediate, 'probs', probs)
+    probs = dropout(probs, dropout_rate, key)
     out = jnp.einsum('bhqk,bkhd->bqhd', probs, v).reshape(batch, n_q, width)  # [B, Lq, D]
     if self.output_projection:
       out = self.output(out)
