@@ -69,17 +69,24 @@ class MetricsWriter:
 
 
 class _LibraryInfoFilter(std_logging.Filter):
-  """Drops records below WARNING that come from a file inside one of `_CHATTY_LIBRARIES`."""
+  """Drops records below WARNING logged from an installed copy of one of `_CHATTY_LIBRARIES`.
+
+  A file counts when its path runs `.../site-packages/<library>/...` (or `dist-packages`), so a
+  user's own directory that happens to share a library's name is never silenced.
+  """
 
   def filter(self, record: std_logging.LogRecord) -> bool:
     if record.levelno >= std_logging.WARNING:
       return True
     parts = re.split(r'[/\\]', record.pathname)
-    return not any(name in parts for name in _CHATTY_LIBRARIES)
+    return not any(
+      parts[i] in ('site-packages', 'dist-packages') and parts[i + 1] in _CHATTY_LIBRARIES
+      for i in range(len(parts) - 1)
+    )
 
 
 def quiet_library_logs() -> None:
-  """Keeps seqrec's own INFO lines (data, resume, early stopping, time limit) and drops orbax's.
+  """Shows seqrec's own INFO lines (data, resume, early stopping, time limit), not orbax's or jax's.
 
   Command lines call this after absl has parsed its flags; it filters absl's handler, so
   `--verbosity` keeps its meaning for seqrec's own lines. Calling it again changes nothing.

@@ -76,11 +76,13 @@ def test_library_info_lines_are_dropped_and_seqrec_lines_kept():
   orbax_file = '/venv/lib/python3.11/site-packages/orbax/checkpoint/checkpointer.py'
   jax_file = '/venv/lib/python3.11/site-packages/jax/_src/xla_bridge.py'
   seqrec_file = '/work/seqrec/seqrec/seq_train.py'
+  own_jax_dir = '/home/me/jax/seqrec/seqrec/train.py'  # a user's directory named like a library
   assert not library_filter.filter(_record(orbax_file, logging.INFO))
   assert not library_filter.filter(_record(jax_file, logging.INFO))
   assert library_filter.filter(_record(orbax_file, logging.WARNING))
   assert library_filter.filter(_record(jax_file, logging.ERROR))
   assert library_filter.filter(_record(seqrec_file, logging.INFO))
+  assert library_filter.filter(_record(own_jax_dir, logging.INFO))
 
 
 def test_quiet_library_logs_installs_one_filter():
