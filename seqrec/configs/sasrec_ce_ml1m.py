@@ -8,7 +8,8 @@ second-to-last item of every user (training without the last two); seen items ar
 of the ranking (`filter_seen=True`).
 
 Expected (full-catalogue ranking, leave-one-out test, seen items excluded): the published SASRec+
-NDCG@10 on ML-1M is 0.1821 (`ndcg@10` in the result).
+NDCG@10 on ML-1M is 0.1821 (`ndcg@10` in the result). seqrec, 3 seeds on 2 CPU cores:
+0.1769 +- 0.0018, Recall@10 0.3068 +- 0.0039 (experiments/sequential/README.md).
 
     python -m seqrec.main --config=seqrec/configs/sasrec_ce_ml1m.py --workdir=runs/sasrec_ce_ml1m
 """
