@@ -237,11 +237,9 @@ class SequenceRun:
         f'{self.workdir} holds a {self.config.model} model; attention maps exist for sasrec '
         'and bert4rec'
       )
-    history = self._history(items)  # [1, W]
+    history = self._history(items)  # [1, max_len]
     if self.config.model == 'bert4rec':  # the window `encode_last` reads
-      mask_token = self.model.mask_token
-      history = np.concatenate([history[:, 1:], [[mask_token]]], axis=1)
-    history = history[:, -int(self.config[self.config.model].max_len) :]
+      history = np.concatenate([history[:, 1:], [[self.model.mask_token]]], axis=1)
     modules = [m for _, m in nnx.iter_modules(self.model) if isinstance(m, MultiHeadAttention)]
     for module in modules:
       module.record_probs = True
@@ -254,7 +252,7 @@ class SequenceRun:
     probs = np.stack([np.asarray(m.get_value()[0][0]) for m in maps])  # [blocks, H, W, W]
     kept = history[0] > 0
     dense = history[0][kept]
-    raw = [None if d > len(self.item_ids) - 1 else self.item_ids[d].item() for d in dense]
+    raw = [self.item_ids[d].item() if d < len(self.item_ids) else None for d in dense]
     return AttentionMaps(probs=probs[:, :, kept][:, :, :, kept], items=raw)
 
   def item_embeddings(self) -> np.ndarray:

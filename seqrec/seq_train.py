@@ -145,16 +145,9 @@ def validate_sequence_config(config: ml_collections.ConfigDict) -> None:
     'batch_size',
     f'a multiple of --config.num_devices={devices} (each device takes an equal share)',
   )
-  check(
-    float(config.checkpoint_every_secs) >= 0,
-    'checkpoint_every_secs',
-    'a non-negative number of seconds (0 = every epoch)',
-  )
-  check(
-    float(config.get('time_limit_secs', 0.0)) >= 0,
-    'time_limit_secs',
-    'a non-negative number of seconds (0 = no limit)',
-  )
+  from seqrec.train import check_run_timing  # noqa: PLC0415 (train dispatches to this module)
+
+  check_run_timing(config, check)
   ev = config.eval
   check(ev.tie_mode in evaluation.MODES, 'eval.tie_mode', f'one of {evaluation.MODES}')
   check(
@@ -463,8 +456,9 @@ def train_and_evaluate_sequences(config: ml_collections.ConfigDict, workdir: str
       ),
       flush=True,
     )
-    out_of_time = time_limit > 0 and time.perf_counter() - t_start >= time_limit
-    final = progress.stopped or progress.epoch >= n_epochs or out_of_time
+    finished = progress.stopped or progress.epoch >= n_epochs
+    out_of_time = not finished and time_limit > 0 and time.perf_counter() - t_start >= time_limit
+    final = finished or out_of_time
     if final or time.perf_counter() - last_write >= ckpt_every:
       if unsaved_best is not None:
         save('best', unsaved_best[1], step=unsaved_best[0])
@@ -496,7 +490,7 @@ def train_and_evaluate_sequences(config: ml_collections.ConfigDict, workdir: str
     'epochs': progress.epoch,
     'best_epoch': progress.best_epoch,
     **({'valid_best': {es.metric: progress.best_metric}} if progress.best_epoch > 0 else {}),
-    'time_limited': out_of_time and not progress.stopped and progress.epoch < n_epochs,
+    'time_limited': out_of_time,
     'train_events_per_sec_median': _median_rate(progress),
     'eval_seconds': float(np.sum(progress.eval_seconds)),
     'test_eval_seconds': test_seconds,

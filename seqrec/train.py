@@ -97,6 +97,20 @@ class ConfigError(ValueError):
 INPUT_ERRORS = (ConfigError, DataError, checkpointing.CheckpointMismatchError, FileNotFoundError)
 
 
+def check_run_timing(config: ml_collections.ConfigDict, check) -> None:
+  """The timing fields every trained model has, checked with its validator's `check`."""
+  check(
+    float(config.checkpoint_every_secs) >= 0,
+    'checkpoint_every_secs',
+    'a non-negative number of seconds (0 = at every epoch end)',
+  )
+  check(
+    float(config.get('time_limit_secs', 0.0)) >= 0,
+    'time_limit_secs',
+    'a non-negative number of seconds (0 = no limit)',
+  )
+
+
 def validate_config(config: ml_collections.ConfigDict) -> None:
   """Rejects bad values before any data is read or anything is compiled.
 
@@ -157,16 +171,7 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
   check(0.0 <= float(config.momentum) < 1.0, 'momentum', 'a number in [0, 1)')
   check(int(config.steps_per_call) > 0, 'steps_per_call', 'a positive integer')
   check(int(config.scan_unroll) > 0, 'scan_unroll', 'a positive integer')
-  check(
-    float(config.checkpoint_every_secs) >= 0,
-    'checkpoint_every_secs',
-    'a non-negative number of seconds (0 = at epoch ends only)',
-  )
-  check(
-    float(config.get('time_limit_secs', 0.0)) >= 0,
-    'time_limit_secs',
-    'a non-negative number of seconds (0 = no limit)',
-  )
+  check_run_timing(config, check)
   if config.model == 'hrnn':
     from seqrec.data.user_sessions import USER_FORMATS  # noqa: PLC0415
     from seqrec.models.hrnn import USER_PROPAGATION_MODES  # noqa: PLC0415
@@ -407,8 +412,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
         'early stopping after epoch %d (best epoch %d)', progress.epoch, progress.best_epoch
       )
       break
-    out_of_time = time_limit > 0 and time.perf_counter() - t_start >= time_limit
-    if out_of_time and progress.epoch < int(config.n_epochs):
+    out_of_time = (
+      progress.epoch < int(config.n_epochs)
+      and time_limit > 0
+      and time.perf_counter() - t_start >= time_limit
+    )
+    if out_of_time:
       logging.info('time limit of %.0f s reached after epoch %d', time_limit, progress.epoch)
       break
 
@@ -434,7 +443,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
       if eval_split == 'valid' and progress.best_epoch > 0
       else {}
     ),
-    'time_limited': out_of_time and progress.epoch < int(config.n_epochs),
+    'time_limited': out_of_time,
     'train_events_per_sec_median': _median_rate(progress),
     'wall_seconds': time.perf_counter() - t_start,
   }
