@@ -17,7 +17,7 @@ import jax
 from absl import app, flags
 from ml_collections import config_flags
 
-from seqrec import reporting, train
+from seqrec import cli, reporting, train
 from seqrec.data import load_session_data
 from seqrec.models import build_model
 
@@ -68,4 +68,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  app.run(main, flags_parser=cli.parse_flags)

@@ -18,7 +18,7 @@ import jax
 from absl import app, flags
 from ml_collections import config_flags
 
-from seqrec import reporting, seq_evaluation, seq_train
+from seqrec import cli, reporting, seq_evaluation, seq_train
 from seqrec.data.user_sequences import load_sequence_data
 from seqrec.models.sequential import history_length
 
@@ -83,4 +83,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  app.run(main, flags_parser=cli.parse_flags)

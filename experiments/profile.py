@@ -26,7 +26,7 @@ from absl import app, flags
 from flax import nnx
 from ml_collections import config_flags
 
-from seqrec import train
+from seqrec import cli, train
 
 _CONFIG = config_flags.DEFINE_config_file('config', None, 'Config file.', lock_config=True)
 _WHAT = flags.DEFINE_enum('what', 'train', ['train', 'eval'], 'What to trace.')
@@ -169,4 +169,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  app.run(main, flags_parser=cli.parse_flags)

@@ -14,9 +14,12 @@ latest record of each (data, label, seed) counts.
 
 import collections
 import json
+import sys
 
 import numpy as np
 from absl import app, flags
+
+from seqrec import reporting
 
 _METRICS = flags.DEFINE_list('metrics', ['test/recall@20', 'test/mrr@20'], 'Columns.')
 _BY_DATA = flags.DEFINE_bool('by_data', False, 'Keep the rows of each dataset together.')
@@ -95,18 +98,28 @@ def load_reference(value: str) -> dict | None:
   """`--reference`: None when empty, the contents of a `.json` file, or inline JSON."""
   if not value:
     return None
-  if value.endswith('.json'):
-    with open(value) as f:
-      return json.load(f)
-  return json.loads(value)
+  try:
+    if value.endswith('.json'):
+      with open(value) as f:
+        reference = json.load(f)
+    else:
+      reference = json.loads(value)
+  except json.JSONDecodeError as e:
+    raise ValueError(f'--reference={value}: not valid JSON ({e})') from None
+  if not isinstance(reference, dict) or not all(isinstance(v, dict) for v in reference.values()):
+    raise ValueError(f'--reference={value}: expected JSON {{label: {{metric: value}}}}')
+  return reference
 
 
 def main(argv):
-  records = []
-  for path in argv[1:]:
-    with open(path) as f:
-      records += [json.loads(line) for line in f if line.strip()]
-  reference = load_reference(_REFERENCE.value)
+  if len(argv) < 2:
+    raise app.UsageError('expected one or more JSON-lines results files after the flags')
+  try:
+    records = [r for path in argv[1:] for r in reporting.read_json_lines(path)]
+    reference = load_reference(_REFERENCE.value)
+  except (OSError, ValueError) as e:  # DataError and json's errors are ValueErrors
+    print(f'error: {e}', file=sys.stderr)
+    sys.exit(2)
   print(
     table(
       records,

@@ -11,5 +11,7 @@ as finished. The markdown table is made from these files by experiments/results_
 import sweep
 from absl import app
 
+from seqrec import cli
+
 if __name__ == '__main__':
-  app.run(sweep.main)
+  app.run(sweep.main, flags_parser=cli.parse_flags)

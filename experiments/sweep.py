@@ -30,7 +30,7 @@ import sys
 from absl import app, flags
 from ml_collections import config_flags
 
-from seqrec import reporting, sweep, train
+from seqrec import cli, reporting, sweep, train
 
 _CONFIG = config_flags.DEFINE_config_file('config', None, 'Config file.', lock_config=True)
 _AXES = flags.DEFINE_multi_string(
@@ -86,4 +86,4 @@ def run_sweep():
 
 
 if __name__ == '__main__':
-  app.run(main)
+  app.run(main, flags_parser=cli.parse_flags)

@@ -8,33 +8,16 @@ import json
 import re
 import sys
 
-from absl import app, flags, logging
+from absl import app, flags
 from ml_collections import config_flags
 
-from seqrec import reporting, train
+from seqrec import cli, reporting, train
 
 _CONFIG = config_flags.DEFINE_config_file(
   'config', None, 'Path to a config file defining get_config().', lock_config=True
 )
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Run directory: checkpoints, metrics, results.')
 flags.mark_flags_as_required(['config', 'workdir'])
-
-
-def _parse_flags(argv):
-  """absl's flag parsing, with a `--config.<field>` the config lacks reported in one line.
-
-  ml_collections raises AttributeError/KeyError (not a flags error) for an unknown override, which
-  absl would let through as a traceback.
-  """
-  try:
-    return app.parse_flags_with_usage(argv)
-  except (AttributeError, KeyError) as e:
-    detail = e
-    while isinstance(detail, BaseException) and detail.args:  # AttributeError(KeyError(message))
-      detail = detail.args[0]
-    overrides = ' '.join(a for a in argv[1:] if a.startswith('--config.'))
-    print(f'error: unknown config field in {overrides}: {detail}', file=sys.stderr)
-    sys.exit(2)
 
 
 def main(argv):
@@ -44,8 +27,7 @@ def main(argv):
   reporting.quiet_library_logs()
   try:
     result = train.train_and_evaluate(config, _WORKDIR.value)
-  except train.INPUT_ERRORS as e:
-    logging.error('%s', e)
+  except train.INPUT_ERRORS as e:  # one line naming the file, line or flag; no traceback
     print(f'error: {e}', file=sys.stderr)
     sys.exit(2)
   print(json.dumps(result, indent=2))
@@ -83,4 +65,4 @@ def summary(result: dict) -> str:
 
 
 if __name__ == '__main__':
-  app.run(main, flags_parser=_parse_flags)
+  app.run(main, flags_parser=cli.parse_flags)

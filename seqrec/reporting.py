@@ -9,6 +9,8 @@ import time
 
 from absl import logging
 
+from seqrec.data.errors import DataError
+
 # Libraries whose INFO lines describe their own internals (orbax logs about a dozen per checkpoint
 # restore and close); their warnings and errors still show.
 _CHATTY_LIBRARIES = ('jax', 'orbax', 'tensorboardX')
@@ -22,11 +24,17 @@ class MetricsWriter:
   """
 
   def __init__(self, workdir: str, keep_through_step: int | None = None):
-    """Opens the run's metrics; `keep_through_step` drops lines logged after that step.
+    """Opens the run's metrics; `keep_through_step` drops what a resumed run will log again.
 
-    A resumed run passes its checkpoint's step: epochs logged after the last checkpoint of a
-    killed run are trained again, and the log keeps each of them once. (TensorBoard's event
-    files keep both copies; the later one is the resumed run's.)
+    A resumed (or restarted) run passes its checkpoint's step (0 when it has none): epochs logged
+    after the last checkpoint of a killed run are trained again, and so is the final test line
+    of a time-limited run, which shares its last epoch's step. The log keeps the lines before that
+    step and the first line at it (the epoch line of the checkpoint), so every epoch and the
+    final test appear once. A line the kill cut short (the file's last) is dropped. (TensorBoard's
+    event files keep both copies; the later one is the resumed run's.)
+
+    Raises:
+      DataError: a line other than the last is not JSON; the message names the file and line.
     """
     os.makedirs(workdir, exist_ok=True)
     self.workdir = workdir
@@ -34,8 +42,8 @@ class MetricsWriter:
     if keep_through_step is not None and os.path.exists(self.path):
       with open(self.path) as f:
         lines = [line for line in f if line.strip()]
-      kept = [line for line in lines if json.loads(line)['step'] <= keep_through_step]
-      if len(kept) < len(lines):
+      kept = _lines_through(self.path, lines, keep_through_step)
+      if kept != lines:
         with open(self.path, 'w') as f:
           f.writelines(kept)
     self._tb = None
@@ -66,6 +74,49 @@ class MetricsWriter:
     with open(os.path.join(self.workdir, 'final_metrics.json'), 'w') as f:
       json.dump(result, f, indent=2)
     self.close()
+
+
+def _lines_through(path: str, lines: list[str], step: int) -> list[str]:
+  """The lines of a metrics log a run resumed at `step` keeps (see `MetricsWriter`)."""
+  kept, at_step = [], False
+  for number, line in enumerate(lines, start=1):
+    try:
+      record = json.loads(line)
+    except json.JSONDecodeError:
+      if number == len(lines):  # written when the run was killed
+        logging.warning('%s: dropped its last line, cut short: %r', path, line[:80])
+        break
+      raise DataError(f'{path}, line {number}: expected one JSON object per line') from None
+    if record['step'] < step or (record['step'] == step and not at_step):
+      at_step = at_step or record['step'] == step
+      kept.append(line if line.endswith('\n') else line + '\n')
+  return kept
+
+
+def read_json_lines(path: str) -> list[dict]:
+  """The records of a JSON-lines results file (`metrics.jsonl`, a sweep's `--output`), in order.
+
+  Raises:
+    FileNotFoundError: `path` does not exist (the message names it).
+    DataError: a non-blank line is not a JSON object; the message names the file and line.
+  """
+  if not os.path.exists(path):
+    raise FileNotFoundError(f'{path}: file not found')
+  records = []
+  with open(path) as f:
+    for number, line in enumerate(f, start=1):
+      if not line.strip():
+        continue
+      try:
+        record = json.loads(line)
+      except json.JSONDecodeError as e:
+        raise DataError(
+          f'{path}, line {number}: expected one JSON object per line ({e.msg}), got {line[:80]!r}'
+        ) from None
+      if not isinstance(record, dict):
+        raise DataError(f'{path}, line {number}: expected a JSON object, got {line[:80]!r}')
+      records.append(record)
+  return records
 
 
 class _LibraryInfoFilter(std_logging.Filter):

@@ -4,7 +4,6 @@ import ast
 import datetime
 import difflib
 import itertools
-import json
 import os
 import re
 
@@ -12,7 +11,7 @@ import jax
 import ml_collections
 import numpy as np
 
-from seqrec import seq_train, train
+from seqrec import reporting, seq_train, train
 from seqrec.models.sequential import SEQUENCE_MODELS
 
 
@@ -113,9 +112,7 @@ def read_rows(path: str) -> list[dict]:
   """The finished (not time-limited) rows of a results file; none when it does not exist yet."""
   if not os.path.exists(path):
     return []
-  with open(path) as f:
-    rows = [json.loads(line) for line in f if line.strip()]
-  return [r for r in rows if not r.get('time_limited')]
+  return [r for r in reporting.read_json_lines(path) if not r.get('time_limited')]
 
 
 def finished_runs(path: str) -> set[tuple[str, int]]:

@@ -314,7 +314,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   steps_per_call = int(config.steps_per_call)
 
   ckpts = checkpointing.RunCheckpoints(workdir)
-  writer = reporting.MetricsWriter(workdir)
   progress = Progress()
   fp = fingerprint(config, data)
   meta = ckpts.restore_meta('latest')
@@ -338,6 +337,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   with open(os.path.join(workdir, 'config.json'), 'w') as f:
     f.write(config.to_json(indent=2))
   data.vocab.save(os.path.join(workdir, 'item_vocab.npz'))
+  writer = reporting.MetricsWriter(workdir, keep_through_step=int(state.step))
 
   def save(kind: str, tree) -> None:
     meta = {'fingerprint': fp, 'progress': dataclasses.asdict(progress)}

@@ -54,5 +54,6 @@ def test_missing_data_file_fails_with_exit_code_2(tmp_path):
     '--config.data.train_path=/nonexistent.tsv',
   )
   assert proc.returncode == 2
-  assert '/nonexistent.tsv' in proc.stderr
   assert 'Traceback' not in proc.stderr
+  errors = [line for line in proc.stderr.splitlines() if '/nonexistent.tsv' in line]
+  assert errors == ['error: /nonexistent.tsv: file not found']  # said once, without a log prefix

@@ -67,6 +67,28 @@ def test_resumed_writer_drops_lines_after_the_checkpoint(tmp_path):
   assert kept == [(10, 10.0), (20, 20.0), (30, 3.0)]
 
 
+def test_resume_keeps_the_checkpoints_epoch_line_once_and_drops_a_cut_line(tmp_path):
+  path = tmp_path / 'metrics.jsonl'
+  lines = [
+    {'step': 10, 'epoch': 1, 'train_loss': 1.0},
+    {'step': 20, 'epoch': 2, 'train_loss': 2.0},
+    {'step': 20, 'epoch': 2, 'test/ndcg@10': 0.1},  # a time-limited run's final test line
+  ]
+  path.write_text(''.join(json.dumps(line) + '\n' for line in lines) + '{"step": 30, "ep')
+  reporting.MetricsWriter(str(tmp_path), keep_through_step=20).close()
+  assert [json.loads(line) for line in path.read_text().splitlines()] == lines[:2]
+  # A complete last line whose newline the kill cut off gets it back before the next write.
+  path.write_text(json.dumps(lines[0]))
+  writer = reporting.MetricsWriter(str(tmp_path), keep_through_step=20)
+  writer.write(20, {'train_loss': 2.0}, epoch=2)
+  writer.close()
+  assert [json.loads(line) for line in path.read_text().splitlines()] == lines[:2]
+  # A damaged line before the last is not the kill's: named, not dropped silently.
+  path.write_text('{"step": 10\n' + json.dumps(lines[1]) + '\n')
+  with pytest.raises(reporting.DataError, match=rf'{path}, line 1: expected one JSON object'):
+    reporting.MetricsWriter(str(tmp_path), keep_through_step=20)
+
+
 def _record(pathname, level):
   return logging.LogRecord('absl', level, pathname, 1, 'message', None, None)
 
@@ -100,3 +122,17 @@ def test_quiet_library_logs_installs_one_filter():
     for f in list(handler.filters):
       if f not in before:
         handler.removeFilter(f)
+
+
+def test_read_json_lines_skips_blank_lines_and_names_a_bad_line(tmp_path):
+  path = tmp_path / 'results.jsonl'
+  path.write_text('{"seed": 0}\n\n{"seed": 1}\n')
+  assert reporting.read_json_lines(str(path)) == [{'seed': 0}, {'seed': 1}]
+  path.write_text('{"seed": 0}\n{"seed": 1\n')  # e.g. a line cut short
+  with pytest.raises(reporting.DataError, match=rf'{path}, line 2: expected one JSON object'):
+    reporting.read_json_lines(str(path))
+  path.write_text('{"seed": 0}\n[1, 2]\n')
+  with pytest.raises(reporting.DataError, match=rf'{path}, line 2: expected a JSON object'):
+    reporting.read_json_lines(str(path))
+  with pytest.raises(FileNotFoundError, match='missing.jsonl: file not found'):
+    reporting.read_json_lines(str(tmp_path / 'missing.jsonl'))

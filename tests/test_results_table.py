@@ -72,3 +72,10 @@ def test_a_run_resumed_across_time_limits_counts_once_with_its_latest_record(res
   rows = _rows(results_table.table(records + [finished], ['test/recall@20']))
   assert rows[0] == ['d1', 'a', '3', '0.5667 ± 0.1155']
   assert len(rows) == 2
+
+
+def test_a_bad_reference_names_the_flag(results_table):
+  with pytest.raises(ValueError, match='--reference=.*not valid JSON'):
+    results_table.load_reference('{"a": ')
+  with pytest.raises(ValueError, match=r'--reference=.*expected JSON \{label: \{metric: value\}\}'):
+    results_table.load_reference('{"a": 0.5}')

@@ -146,3 +146,28 @@ def test_seeds_script_marks_a_time_limited_run_and_trains_it_on(tmp_path, experi
   assert 0.0 <= done['test/ndcg@10'] <= 1.0 and done['train_events_per_sec'] > 0
   table = experiment_script('results_table').table([cut, done], ['test/ndcg@10'])
   assert '| tiny | 1 |' in table and 'time-limited' not in table
+
+
+@pytest.mark.parametrize('name', ['sweep', 'seeds', 'benchmark_sequences'])
+def test_unknown_config_field_is_named_before_anything_runs(tmp_path, name):
+  out = tmp_path / 'never.jsonl'
+  config = '--config=' + str(ROOT / 'seqrec' / 'configs' / 'sequence_test.py')
+  args = [config, '--config.n_epochs=1', '--config.sasrec.hiden=8', f'--output={out}']
+  if name != 'benchmark_sequences':
+    args += ['--label=tiny', f'--workdir_root={tmp_path}']
+  bad = _run(name, *args)
+  assert bad.returncode == 2
+  assert 'Traceback' not in bad.stderr
+  fields = '--config.n_epochs=1 --config.sasrec.hiden=8'
+  assert f"error: unknown config field in {fields}: 'hiden'" in bad.stderr
+  assert 'Did you mean "hidden"' in bad.stderr
+  assert not out.exists()
+
+
+def test_a_damaged_results_file_is_named_with_its_line(tmp_path):
+  out = tmp_path / 'results.jsonl'
+  out.write_text('{"label": "tiny", "seed": 0}\n{"label": "tiny", "se\n')
+  bad = _run('seeds', *_tiny_args(tmp_path, out, n_epochs=1, seed=1))
+  assert bad.returncode == 2
+  assert f'error: {out}, line 2: expected one JSON object per line' in bad.stderr
+  assert 'Traceback' not in bad.stderr

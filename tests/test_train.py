@@ -115,6 +115,30 @@ def test_resume_from_mid_epoch_checkpoint_is_bit_exact(
   assert comparable(resumed) == comparable(trained_run.result)
 
 
+def test_epoch_logged_but_not_yet_checkpointed_is_logged_once_after_resume(
+  trained_run, make_config, tmp_path, monkeypatch
+):
+  """A kill between epoch 2's metrics line and its checkpoint: the resumed run trains epoch 2
+  again, and metrics.jsonl still has each epoch once, then one test line."""
+  save = checkpointing.RunCheckpoints.save
+
+  def killed_at_epoch_2s_checkpoint(self, kind, step, tree, meta):
+    if kind == 'latest' and meta['progress']['epoch'] == 2:
+      raise Interrupted
+    return save(self, kind, step, tree, meta)
+
+  with monkeypatch.context() as patch:
+    patch.setattr(checkpointing.RunCheckpoints, 'save', killed_at_epoch_2s_checkpoint)
+    with pytest.raises(Interrupted):
+      train.train_and_evaluate(make_config(), str(tmp_path))
+  assert [r['epoch'] for r in read_metrics(tmp_path)] == [1, 2]
+  resumed = train.train_and_evaluate(make_config(), str(tmp_path))
+  records = read_metrics(tmp_path)
+  assert [r['epoch'] for r in epoch_lines(records)] == [1, 2, 3]
+  assert len(records) == 4 and 'test/recall@20' in records[-1]
+  assert comparable(resumed) == comparable(trained_run.result)
+
+
 def test_time_limit_stops_at_an_epoch_end_and_the_workdir_trains_on(
   trained_run, make_config, tmp_path
 ):
@@ -125,7 +149,9 @@ def test_time_limit_stops_at_an_epoch_end_and_the_workdir_trains_on(
   assert first['test']['count'] == trained_run.result['test']['count']
   assert trained_run.result['time_limited'] is False
   resumed = train.train_and_evaluate(make_config(), str(tmp_path))
-  assert [r['epoch'] for r in epoch_lines(read_metrics(tmp_path))] == [1, 2, 3]
+  records = read_metrics(tmp_path)
+  assert [r['epoch'] for r in epoch_lines(records)] == [1, 2, 3]
+  assert len(records) == 4  # the time-limited run's test line made way for the resumed run's
   assert comparable(resumed) == comparable(trained_run.result)
 
 
