@@ -241,12 +241,12 @@ def test_config_and_bad_options():
   cfg.synthetic_users = 20
   assert load_sequence_data(cfg).n_users == 20
   for bad, message in (
-    (dict(format='csv'), 'unknown sequence data format'),
-    (dict(split='random'), 'unknown split'),
+    (dict(format='csv'), "--config.data.format='csv': expected one of user_item_lines"),
+    (dict(split='random'), "--config.data.split='random': expected one of"),
     (dict(format='gsasrec_split', path='x'), 'does not fit'),
     (dict(split='given'), 'does not fit'),
-    (dict(format='user_item_lines'), 'needs path'),
-    (dict(min_item_support=-1), '>= 0'),
+    (dict(format='user_item_lines'), 'needs --config.data.path'),
+    (dict(min_item_support=-1), r'--config.data.min_item_support=-1: expected >= 0'),
   ):
     with pytest.raises(DataError, match=message):
       load_sequence_data(bad)

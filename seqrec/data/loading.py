@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from seqrec.data import preprocess, readers, synthetic
-from seqrec.data.errors import DataError
+from seqrec.data.errors import DataError, data_flag
 from seqrec.data.events import Events, ItemVocab, count_items
 from seqrec.data.session_data import SessionData
 
@@ -105,16 +105,22 @@ class DataOptions:
 
   def _validate(self) -> None:
     if self.format not in FORMATS:
-      raise DataError(f'unknown data format {self.format!r}; valid formats: {", ".join(FORMATS)}')
+      raise DataError(f'{data_flag("format", self.format)}: expected one of {", ".join(FORMATS)}')
     if self.format != 'synthetic' and not self.train_path:
-      raise DataError(f'format {self.format!r} needs train_path (the input file)')
+      raise DataError(
+        f'{data_flag("format", self.format)} needs --config.data.train_path (the input file)'
+      )
     if self.train_tr_path and not self.valid_path:
-      raise DataError('train_tr_path is only used together with valid_path')
+      raise DataError(
+        f'{data_flag("train_tr_path", self.train_tr_path)} is only used together with '
+        '--config.data.valid_path'
+      )
     for name in ('test_fraction', 'valid_fraction'):
       if not 0.0 <= getattr(self, name) < 1.0:
-        raise DataError(f'{name} must be in [0, 1), got {getattr(self, name)}')
-    if self.min_session_length < 1 or self.min_item_support < 1:
-      raise DataError('min_session_length and min_item_support must be >= 1')
+        raise DataError(f'{data_flag(name, getattr(self, name))}: expected a value in [0, 1)')
+    for name in ('min_session_length', 'min_item_support'):
+      if getattr(self, name) < 1:
+        raise DataError(f'{data_flag(name, getattr(self, name))}: expected an integer >= 1')
 
   @property
   def filters_input(self) -> bool:

@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from seqrec.data import loading, preprocess, readers, synthetic
-from seqrec.data.errors import DataError
+from seqrec.data.errors import DataError, data_flag
 from seqrec.data.events import Events, ItemVocab
 
 SEQUENCE_FORMATS = (
@@ -571,25 +571,35 @@ class SequenceDataOptions:
   def _validate(self) -> None:
     if self.format not in SEQUENCE_FORMATS:
       raise DataError(
-        f'unknown sequence data format {self.format!r}; valid: {", ".join(SEQUENCE_FORMATS)}'
+        f'{data_flag("format", self.format)}: expected one of {", ".join(SEQUENCE_FORMATS)}'
       )
     if self.split not in SEQUENCE_SPLITS:
-      raise DataError(f'unknown split {self.split!r}; valid: {", ".join(SEQUENCE_SPLITS)}')
+      raise DataError(
+        f'{data_flag("split", self.split)}: expected one of {", ".join(SEQUENCE_SPLITS)}'
+      )
     if (self.split == 'given') != (self.format == 'gsasrec_split'):
       raise DataError(
-        f"split={self.split!r} does not fit format={self.format!r}: 'gsasrec_split' is a given "
-        "split (split='given'); every other format is split leave_one_out"
+        f'{data_flag("split", self.split)} does not fit {data_flag("format", self.format)}: '
+        "'gsasrec_split' is a given split (split='given'); every other format is split "
+        'leave_one_out'
       )
     if self.format != 'synthetic' and not self.path:
-      raise DataError(f'format {self.format!r} needs path (the input file)')
-    if self.min_item_support < 0 or self.min_user_length < 0:
-      raise DataError('min_item_support and min_user_length must be >= 0 (0 = no filter)')
+      raise DataError(
+        f'{data_flag("format", self.format)} needs --config.data.path (the input file)'
+      )
+    for name in ('min_item_support', 'min_user_length'):
+      if getattr(self, name) < 0:
+        raise DataError(f'{data_flag(name, getattr(self, name))}: expected >= 0 (0 = no filter)')
     if self.format == 'gsasrec_split' and (self.min_item_support or self.min_user_length):
-      raise DataError('gsasrec_split is a fixed split: set min_item_support=min_user_length=0')
+      raise DataError(
+        'gsasrec_split is a fixed split: set --config.data.min_item_support=0 and '
+        f'--config.data.min_user_length=0, got {self.min_item_support} and '
+        f'{self.min_user_length}'
+      )
     synthetic_ok = self.synthetic_users >= 1 and self.synthetic_items >= 6
     if self.format == 'synthetic' and not (synthetic_ok and self.synthetic_mean_length > 1):
       raise DataError(
-        'synthetic data needs synthetic_users >= 1, synthetic_items >= 6 and '
+        'synthetic data needs --config.data.synthetic_users >= 1, synthetic_items >= 6 and '
         f'synthetic_mean_length > 1, got {self.synthetic_users}, {self.synthetic_items}, '
         f'{self.synthetic_mean_length}'
       )

@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from seqrec.data import loading, preprocess, readers, user_synthetic
-from seqrec.data.errors import DataError
+from seqrec.data.errors import DataError, data_flag
 from seqrec.data.events import Events, ItemVocab, count_items
 from seqrec.data.session_data import SessionData
 
@@ -272,21 +272,24 @@ class UserDataOptions:
   def _validate(self) -> None:
     if self.format not in USER_FORMATS:
       raise DataError(
-        f'unknown user-session data format {self.format!r}; valid formats: '
-        f'{", ".join(USER_FORMATS)}'
+        f'{data_flag("format", self.format)}: expected one of {", ".join(USER_FORMATS)}'
       )
     if self.format != 'user_synthetic' and not self.train_path:
-      raise DataError(f'format {self.format!r} needs train_path (the input file)')
+      raise DataError(
+        f'{data_flag("format", self.format)} needs --config.data.train_path (the input file)'
+      )
     if self.session_gap_seconds <= 0:
-      raise DataError(f'session_gap_seconds must be positive, got {self.session_gap_seconds}')
+      raise DataError(
+        f'{data_flag("session_gap_seconds", self.session_gap_seconds)}: expected a positive gap'
+      )
     minimums = ('min_item_support', 'min_session_length', 'min_sessions_per_user')
     for name in minimums:
       if getattr(self, name) < 1:
-        raise DataError(f'{name} must be >= 1, got {getattr(self, name)}')
+        raise DataError(f'{data_flag(name, getattr(self, name))}: expected an integer >= 1')
     if 0 < self.max_sessions_per_user < self.min_sessions_per_user:
       raise DataError(
-        f'max_sessions_per_user ({self.max_sessions_per_user}) is below min_sessions_per_user '
-        f'({self.min_sessions_per_user}); 0 means no limit'
+        f'{data_flag("max_sessions_per_user", self.max_sessions_per_user)} is below '
+        f'--config.data.min_sessions_per_user={self.min_sessions_per_user}; 0 means no limit'
       )
 
   def input_paths(self) -> list[str]:

@@ -128,9 +128,11 @@ def test_session_data_save_load_with_users(tmp_path, write):
 
 
 def test_config_errors(write):
-  with pytest.raises(DataError, match='valid formats: gru4rec_tsv, yoochoose'):
+  with pytest.raises(
+    DataError, match="--config.data.format='\\w+': expected one of gru4rec_tsv, yoochoose"
+  ):
     load_session_data(dict(format='parquet', train_path='x'))
-  with pytest.raises(DataError, match='needs train_path'):
+  with pytest.raises(DataError, match='needs --config.data.train_path'):
     load_session_data(dict(format='yoochoose'))
   with pytest.raises(DataError, match='absent.tsv: file not found'):
     load_session_data(dict(format='gru4rec_tsv', train_path='absent.tsv', cache_dir='unused'))

@@ -430,9 +430,11 @@ def _inter_rows() -> str:
 
 
 def test_config_errors(write):
-  with pytest.raises(DataError, match='valid formats: recbole_inter, lastfm_1k'):
+  with pytest.raises(
+    DataError, match="--config.data.format='\\w+': expected one of recbole_inter, lastfm_1k"
+  ):
     load_user_session_data(dict(format='gru4rec_tsv', train_path='x'))
-  with pytest.raises(DataError, match='needs train_path'):
+  with pytest.raises(DataError, match='needs --config.data.train_path'):
     load_user_session_data(dict(format='lastfm_1k'))
   with pytest.raises(DataError, match='min_sessions_per_user'):
     load_user_session_data(dict(format='user_synthetic', min_sessions_per_user=0))
