@@ -36,6 +36,8 @@ class Run:
   def dense_ids(self, items) -> np.ndarray:
     """Raw ids -> dense ids; raises KeyError naming ids the training data never had."""
     raw = np.asarray(items)
+    if raw.dtype.kind not in 'iuUS' and raw.size:  # e.g. 214536502.0: refused, never truncated
+      raise KeyError(f'item ids {items!r} are not ids: expected integers or strings')
     if raw.dtype.kind in 'iu' and self.vocab.ids.dtype.kind in 'US':
       raw = raw.astype(str)
     elif raw.dtype.kind in 'US' and self.vocab.ids.dtype.kind in 'iu':
@@ -153,6 +155,24 @@ class AttentionMaps(NamedTuple):
   items: list  # [T] raw item id at each position (None: BERT4Rec's mask token)
 
 
+def _as_id(value, like, what: str):
+  """`value` as an id of the same Python type as `like` (a raw id of the run's data).
+
+  Integer ids take ints and digit strings ('1193'); a float, even 1193.0, is refused rather than
+  truncated, so a wrong column never maps silently onto some other item.
+
+  Raises:
+    KeyError: naming the value, when it is not an id of that type.
+  """
+  if isinstance(like, str):
+    return str(value)
+  if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+    return int(value)
+  if isinstance(value, str) and value.strip().lstrip('-').isdigit():
+    return int(value)
+  raise KeyError(f'{what} id {value!r} is not an integer; this run has integer {what} ids')
+
+
 @dataclasses.dataclass
 class SequenceRun:
   """A trained user-sequence model (SASRec, BERT4Rec, Caser, TransRec) with its ids.
@@ -170,7 +190,7 @@ class SequenceRun:
   def dense_items(self, items) -> np.ndarray:
     """Raw item ids -> dense ids 1..N; raises KeyError naming unknown ids."""
     lookup = {raw: i for i, raw in enumerate(self.item_ids.tolist()) if i > 0}
-    raw = [type(self.item_ids[1].item())(i) for i in items]
+    raw = [_as_id(i, self.item_ids[1].item(), 'item') for i in items]
     unknown = [i for i in raw if i not in lookup]
     if unknown:
       raise KeyError(f'items {unknown} are not in the data of {self.workdir}')
@@ -179,6 +199,8 @@ class SequenceRun:
   def _history(self, items) -> np.ndarray:
     """[1, W] the left-padded window of dense ids the model reads for `items` (oldest first)."""
     dense = self.dense_items(items)
+    if not dense.size:
+      raise ValueError('a history needs at least one item: the model predicts what follows it')
     width = history_length(self.config)
     history = np.zeros((1, width), np.int32)
     kept = dense[-width:]
@@ -189,7 +211,7 @@ class SequenceRun:
   def _user_index(self, user) -> int:
     if user is None:
       return 0
-    matches = np.nonzero(self.user_ids == type(self.user_ids[0].item())(user))[0]
+    matches = np.nonzero(self.user_ids == _as_id(user, self.user_ids[0].item(), 'user'))[0]
     if not matches.size:
       raise KeyError(f'user {user!r} is not in the data of {self.workdir}')
     return int(matches[0])

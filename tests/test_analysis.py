@@ -87,6 +87,8 @@ def test_unknown_items_raise_key_error_naming_them(run, prefix):
     run.nearest_items(unknown)
   with pytest.raises(KeyError, match='not-an-id'):
     run.top_k(['not-an-id'])
+  with pytest.raises(KeyError, match='are not ids'):  # refused, never truncated to an item
+    run.top_k([float(prefix[0])])
 
 
 def test_load_run_rejects_a_directory_that_is_not_a_run(tmp_path):

@@ -95,3 +95,15 @@ def test_models_without_attention_are_refused():
   model = Caser(N_ITEMS, 2, L=MAX_LEN, hidden=4, n_vertical=2, n_horizontal=2, rngs=nnx.Rngs(0))
   with pytest.raises(ValueError, match='tiny-run holds a caser model'):
     make_run(model, 'caser').attention([101, 102])
+
+
+def test_ids_are_checked_not_coerced():
+  run = sasrec_run()
+  # A digit string is the same integer id; a float is refused, never truncated onto another item.
+  np.testing.assert_array_equal(run.dense_items(['101', 102]), [1, 2])
+  with pytest.raises(KeyError, match=r'item id 101\.0 is not an integer'):
+    run.top_k([101.0])
+  with pytest.raises(KeyError, match=r'user id 7\.5 is not an integer'):
+    run.score_history([101], user=7.5)
+  with pytest.raises(ValueError, match='at least one item'):
+    run.score_history([])
