@@ -21,9 +21,11 @@ def parse_flags(argv: list[str]) -> list[str]:
   try:
     return app.parse_flags_with_usage(argv)
   except (AttributeError, KeyError) as e:
+    overrides = ' '.join(a for a in argv[1:] if a.startswith('--config.'))
+    if not overrides:  # raised by the config file itself: its traceback is the useful report
+      raise
     detail = e
     while isinstance(detail, BaseException) and detail.args:  # AttributeError(KeyError(message))
       detail = detail.args[0]
-    overrides = ' '.join(a for a in argv[1:] if a.startswith('--config.'))
     print(f'error: unknown config field in {overrides}: {detail}', file=sys.stderr)
     sys.exit(2)
