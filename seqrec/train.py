@@ -97,6 +97,28 @@ class ConfigError(ValueError):
 INPUT_ERRORS = (ConfigError, DataError, checkpointing.CheckpointMismatchError, FileNotFoundError)
 
 
+def check_workdir(workdir: str) -> None:
+  """Rejects a `--workdir` that cannot hold a run, before any data is read; creates nothing.
+
+  Raises:
+    ConfigError: when `workdir` is an existing file, lies under one, or cannot be written.
+  """
+  if not workdir:
+    raise ConfigError('--workdir is empty: expected a directory (new, or a run to resume)')
+  path = os.path.abspath(workdir)
+  if os.path.exists(path) and not os.path.isdir(path):
+    raise ConfigError(
+      f'--workdir={workdir} is a file: expected a directory (new, or a run to resume)'
+    )
+  existing = path
+  while not os.path.exists(existing):
+    existing = os.path.dirname(existing)
+  if not os.path.isdir(existing):
+    raise ConfigError(f'--workdir={workdir}: {existing} is a file, so the directory cannot be made')
+  if not os.access(existing, os.W_OK | os.X_OK):
+    raise ConfigError(f'--workdir={workdir}: no permission to write in {existing}')
+
+
 def check_run_timing(config: ml_collections.ConfigDict, check) -> None:
   """The timing fields every trained model has, checked with its validator's `check`."""
   check(
@@ -296,6 +318,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   from seqrec import baselines, seq_train, user_train  # noqa: PLC0415 (they import this module)
   from seqrec.models.sequential import SEQUENCE_MODELS  # noqa: PLC0415
 
+  check_workdir(workdir)
   if config.model in SEQUENCE_MODELS:  # user-sequence models: their own data, loop and checks
     return seq_train.train_and_evaluate_sequences(config, workdir)
   validate_config(config)

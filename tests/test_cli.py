@@ -57,3 +57,17 @@ def test_missing_data_file_fails_with_exit_code_2(tmp_path):
   assert 'Traceback' not in proc.stderr
   errors = [line for line in proc.stderr.splitlines() if '/nonexistent.tsv' in line]
   assert errors == ['error: /nonexistent.tsv: file not found']  # said once, without a log prefix
+
+
+def test_a_workdir_that_is_a_file_fails_before_anything_runs(tmp_path):
+  taken = tmp_path / 'taken'
+  taken.write_text('not a run')
+  for workdir, message in (
+    (taken, f'error: --workdir={taken} is a file: expected a directory'),
+    (taken / 'run', f'error: --workdir={taken / "run"}: {taken} is a file'),
+  ):
+    proc = run_main(f'--workdir={workdir}')
+    assert proc.returncode == 2
+    assert 'Traceback' not in proc.stderr
+    assert message in proc.stderr
+  assert taken.read_text() == 'not a run'
