@@ -187,6 +187,10 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
   check(int(config.batch_size) > 0, 'batch_size', 'a positive integer')
   check(int(config.n_epochs) >= 0, 'n_epochs', 'a non-negative integer')
   check(int(config.n_sample) >= -1, 'n_sample', '-1 (full softmax), 0 (in-batch) or a count')
+  check(int(config.embedding) >= 0, 'embedding', '0 (no separate embedding) or a positive size')
+  check(float(config.elu_param) >= 0, 'elu_param', '0 (no ELU) or a positive alpha')
+  check(float(config.bpreg) >= 0, 'bpreg', 'a non-negative score regularisation weight')
+  check(float(config.logq) >= 0, 'logq', 'a non-negative logQ correction weight (0 = off)')
   for name in ('dropout_p_embed', 'dropout_p_hidden'):
     check(0.0 <= float(config[name]) < 1.0, name, 'a probability in [0, 1)')
   check(float(config.learning_rate) > 0, 'learning_rate', 'a positive number')
