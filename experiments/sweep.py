@@ -17,9 +17,16 @@ config validates, the best validation value (`valid/<early_stopping.metric>`). A
 `config.time_limit_secs` ended it early is marked `"time_limited": true`.
 
 Re-running the same command skips the runs that `--output` already records as finished and resumes
-the others from their checkpoints, so a killed sweep loses nothing. At the end, the points are
-listed by their validation value (mean over seeds), best first: choose on validation, and read
-the test columns only for the chosen point.
+the others from their checkpoints, so a killed sweep loses nothing. `--worker=I/N` runs only the
+I-th of N round-robin shares of the (point, seed) runs, so N processes, e.g. one per GPU, share a
+sweep and its `--output` file:
+
+    for i in 0 1 2 3; do
+      CUDA_VISIBLE_DEVICES=$i python experiments/sweep.py ... --worker=$i/4 &
+    done; wait
+
+At the end, the points are listed by their validation value (mean over seeds), best first: choose
+on validation, and read the test columns only for the chosen point.
 """
 
 import json
@@ -40,6 +47,9 @@ _SEEDS = flags.DEFINE_list('seeds', ['0', '1', '2'], 'Seeds to run at every poin
 _LABEL = flags.DEFINE_string('label', None, 'Row label in the results table.')
 _OUTPUT = flags.DEFINE_string('output', None, 'JSON-lines file the results are appended to.')
 _WORKDIR = flags.DEFINE_string('workdir_root', 'runs/seeds', 'Run directories go below this.')
+_WORKER = flags.DEFINE_string(
+  'worker', '0/1', 'I/N: run the I-th of N round-robin shares of the runs (one process per GPU).'
+)
 flags.mark_flags_as_required(['config', 'label', 'output'])
 flags.register_validator(
   'seeds',
@@ -61,26 +71,30 @@ def main(argv):
 
 def run_sweep():
   label, output = _LABEL.value, _OUTPUT.value
+  worker = sweep.parse_worker(_WORKER.value)
   points = sweep.grid(sweep.parse_axes(_AXES.value), label)
   configs = [sweep.point_config(_CONFIG.value, point) for point in points]  # before any run
+  runs = [(p, c, int(s)) for p, c in zip(points, configs, strict=True) for s in _SEEDS.value]
   done = sweep.finished_runs(output)
-  for point, config in zip(points, configs, strict=True):
+  for point, config, seed in sweep.worker_runs(runs, worker):
     name = sweep.row_label(label, point)
-    for seed in [int(s) for s in _SEEDS.value]:
-      if (name, seed) in done:
-        print(f'{name} seed {seed}: already in {output}, skipped', flush=True)
-        continue
-      with config.unlocked():
-        config.seed = seed
-      workdir = os.path.join(_WORKDIR.value, sweep.workdir_name(label, point, seed))
-      row = sweep.record(config, label, point, seed, train.train_and_evaluate(config, workdir))
-      print(json.dumps(row), flush=True)
-      os.makedirs(os.path.dirname(output) or '.', exist_ok=True)
-      with open(output, 'a') as f:
-        f.write(json.dumps(row) + '\n')
+    if (name, seed) in done:
+      print(f'{name} seed {seed}: already in {output}, skipped', flush=True)
+      continue
+    config = config.copy_and_resolve_references()
+    with config.unlocked():
+      config.seed = seed
+    workdir = os.path.join(_WORKDIR.value, sweep.workdir_name(label, point, seed))
+    row = sweep.record(config, label, point, seed, train.train_and_evaluate(config, workdir))
+    print(json.dumps(row), flush=True)
+    os.makedirs(os.path.dirname(output) or '.', exist_ok=True)
+    with open(output, 'a') as f:  # one short write per row: workers can share the file
+      f.write(json.dumps(row) + '\n')
   if len(points) > 1:
     labels = {sweep.row_label(label, point) for point in points}
     rows = [r for r in sweep.read_rows(output) if r['label'] in labels]
+    if len(rows) < len(runs):  # other workers still running, or runs that failed
+      print(f'\n{len(rows)} of the {len(runs)} runs are in {output} so far.')
     print('\nThe points by validation, best first (choose here; read test for the chosen one):')
     print('\n'.join(sweep.ranking(rows)))
 

@@ -16,7 +16,8 @@ from seqrec.models.sequential import SEQUENCE_MODELS
 
 
 class AxisError(ValueError):
-  """A `--axis` that is malformed, names no config field, or gives a value of the wrong type."""
+  """A sweep flag that is malformed: an `--axis` (or one naming no config field, or giving a
+  value of the wrong type) or a `--worker`."""
 
 
 def parse_axes(specs: list[str]) -> list[tuple[str, list]]:
@@ -59,6 +60,28 @@ def grid(axes: list[tuple[str, list]], label: str) -> list[dict]:
   if len(set(names)) < len(names):
     raise AxisError(f'--axis values give clashing run directories: {names}')
   return points
+
+
+def parse_worker(spec: str) -> tuple[int, int]:
+  """`'1/4'` -> `(1, 4)`: this process is worker 1 of 4 sharing one sweep.
+
+  Raises:
+    AxisError: naming `--worker` when `spec` is not `I/N` with 0 <= I < N.
+  """
+  match = re.fullmatch(r'\s*(\d+)\s*/\s*(\d+)\s*', spec)
+  if not match or not int(match[1]) < int(match[2]):
+    raise AxisError(f'--worker={spec!r}: expected I/N with 0 <= I < N, e.g. --worker=0/4')
+  return int(match[1]), int(match[2])
+
+
+def worker_runs(runs: list, worker: tuple[int, int]) -> list:
+  """The share of `runs` (the sweep's (point, seed) list, in order) that `worker` does.
+
+  Runs are dealt round-robin, so N processes started with `--worker=0/N` ... `--worker=N-1/N`
+  (e.g. one per GPU) do every run exactly once between them, each a fixed share.
+  """
+  index, count = worker
+  return runs[index::count]
 
 
 def point_config(config: ml_collections.ConfigDict, point: dict) -> ml_collections.ConfigDict:

@@ -74,6 +74,17 @@ def test_run_directories_and_labels():
     sweep.grid([('tag', ['a/b', 'ab'])], 'g')
 
 
+def test_workers_share_the_runs_round_robin_each_exactly_once():
+  runs = [(point, seed) for point in 'abc' for seed in (0, 1)]
+  shares = [sweep.worker_runs(runs, (i, 4)) for i in range(4)]
+  assert shares[0] == [('a', 0), ('c', 0)] and shares[3] == [('b', 1)]
+  assert sorted(r for share in shares for r in share) == sorted(runs)
+  assert sweep.worker_runs(runs, sweep.parse_worker('0/1')) == runs
+  for bad in ('4/4', '1', '-1/2', 'a/b', '1/0'):
+    with pytest.raises(sweep.AxisError, match=f'--worker={bad!r}: expected I/N'):
+      sweep.parse_worker(bad)
+
+
 def test_ranking_is_by_mean_validation_value():
   rows = [
     {'label': 'a', 'valid/ndcg@10': 0.2, 'test/ndcg@10': 0.9},
@@ -171,3 +182,16 @@ def test_a_damaged_results_file_is_named_with_its_line(tmp_path):
   assert bad.returncode == 2
   assert f'error: {out}, line 2: expected one JSON object per line' in bad.stderr
   assert 'Traceback' not in bad.stderr
+
+
+def test_two_workers_run_a_sweep_between_them(tmp_path):
+  out = tmp_path / 'sweep.jsonl'
+  args = [*_tiny_args(tmp_path, out, n_epochs=1, seed=0), '--axis=sasrec.hidden=[8, 16]']
+  first = _script('sweep', *args, '--worker=1/2')
+  assert [json.loads(line)['label'] for line in out.read_text().splitlines()] == [
+    'tiny[sasrec.hidden=16]'
+  ]
+  assert '1 of the 2 runs are in' in first
+  _script('sweep', *args, '--worker=0/2')
+  labels = sorted(json.loads(line)['label'] for line in out.read_text().splitlines())
+  assert labels == ['tiny[sasrec.hidden=16]', 'tiny[sasrec.hidden=8]']
