@@ -357,10 +357,14 @@ def evaluate_sequences(
     user_block=user_block,
     cutoffs=cutoffs,
   )
+  return summarize(sums, sampled)
+
+
+def summarize(sums: dict, sampled: dict | None = None) -> dict[str, float]:
+  """The metrics of `rank_targets`' sums, sampled ones under `sampled{n}_{kind}/` keys."""
   metrics = finalize(sums['full'])
   if 'sampled' in sums:
-    n, kind, _ = _check(cutoffs, mode, sampled)
-    prefix = sampled_prefix(n, kind)
+    prefix = sampled_prefix(sampled['n'], sampled.get('kind', 'uniform'))
     metrics.update(
       {f'{prefix}/{k}': v for k, v in finalize(sums['sampled']).items() if k != 'count'}
     )

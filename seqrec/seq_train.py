@@ -28,6 +28,7 @@ from flax import nnx
 
 from seqrec import (
   checkpointing,
+  comparison,
   evaluation,
   reporting,
   seq_evaluation,
@@ -234,25 +235,42 @@ def eval_split(data: SequenceData, split: str, max_len: int) -> EvalSplit:
   )
 
 
-def evaluate(model, split: EvalSplit, config: ml_collections.ConfigDict, item_counts) -> dict:
-  """Next-item metrics of `model` on `split` with the run's `config.eval`."""
+def _sampled(config: ml_collections.ConfigDict) -> dict | None:
   ev = config.eval
-  sampled = None
-  if int(ev.sampled_n) > 0:
-    sampled = dict(n=int(ev.sampled_n), kind=ev.sampled_kind, seed=int(ev.sampled_seed))
-  return seq_evaluation.evaluate_sequences(
+  if int(ev.sampled_n) <= 0:
+    return None
+  return dict(n=int(ev.sampled_n), kind=ev.sampled_kind, seed=int(ev.sampled_seed))
+
+
+def evaluate_with_ranks(
+  model, split: EvalSplit, config: ml_collections.ConfigDict, item_counts
+) -> tuple[dict, np.ndarray, np.ndarray | None]:
+  """Next-item metrics of `model` on `split` with the run's `config.eval`, and the ranks.
+
+  Returns:
+    `(metrics, full [U], sampled [U] or None)`: the ranks of every row of `split` (1 is best;
+    rows whose target is 0 hold meaningless values).
+  """
+  ev = config.eval
+  full, sampled_ranks, sums = seq_evaluation.rank_targets(
     model,
     split.history,
     split.users,
     split.targets,
-    cutoffs=tuple(int(k) for k in ev.cutoffs),
     mode=ev.tie_mode,
     exclude_seen=bool(ev.exclude_seen),
     seen=split.seen,
-    sampled=sampled,
+    sampled=_sampled(config),
     item_counts=item_counts,
     user_block=int(ev.user_block),
+    cutoffs=tuple(int(k) for k in ev.cutoffs),
   )
+  return seq_evaluation.summarize(sums, _sampled(config)), full, sampled_ranks
+
+
+def evaluate(model, split: EvalSplit, config: ml_collections.ConfigDict, item_counts) -> dict:
+  """Next-item metrics of `model` on `split` with the run's `config.eval`."""
+  return evaluate_with_ranks(model, split, config, item_counts)[0]
 
 
 # --- The loop ---
@@ -480,8 +498,20 @@ def train_and_evaluate_sequences(config: ml_collections.ConfigDict, workdir: str
     save('best', params)
   test = eval_split(data, 'test', max_len)
   t_eval = time.perf_counter()
-  test_metrics = evaluate(current_model(params), test, config, item_counts)
+  test_metrics, ranks, sampled_ranks = evaluate_with_ranks(
+    current_model(params), test, config, item_counts
+  )
   test_seconds = time.perf_counter() - t_eval
+  rows = test.targets > 0  # [U]
+  comparison.save_test_ranks(
+    workdir,
+    keys=data.user_ids[test.users[rows]],
+    targets=data.item_ids[test.targets[rows]],
+    ranks=ranks[rows],
+    sampled_ranks=None if sampled_ranks is None else sampled_ranks[rows],
+    tie_mode=config.eval.tie_mode,
+    exclude_seen=bool(config.eval.exclude_seen),
+  )
   pop = evaluate(seq_evaluation.PopularityModel(item_counts), test, config, item_counts)
   result = {
     'test': test_metrics,

@@ -16,7 +16,7 @@ from absl import flags
 from flax import nnx
 from ml_collections import config_flags
 
-from seqrec import analysis, checkpointing, seq_evaluation, seq_train, seq_train_step
+from seqrec import analysis, checkpointing, comparison, seq_evaluation, seq_train, seq_train_step
 from seqrec.configs import sequence_base, sequence_test
 from seqrec.data.user_sequences import load_sequence_data
 from seqrec.models.transrec import TransRec
@@ -105,6 +105,16 @@ def test_run_outputs(reference):
     assert json.load(f)['model'] == 'sasrec'
   ids = np.load(workdir / 'ids.npz')
   assert len(ids['item_ids']) == 81 and len(ids['user_ids']) == 300  # raw ids of dense ids
+  # Every test prediction's rank, keyed by raw user id: the means are the reported metrics.
+  saved = comparison.load_test_ranks(str(workdir))
+  assert saved.ranks.shape == (result['test']['count'],) and saved.sampled_ranks is None
+  assert np.all(np.isin(saved.keys, ids['user_ids']))
+  assert len(np.unique(saved.keys)) == len(saved.keys)
+  assert np.all(np.isin(saved.targets, ids['item_ids'][1:]))
+  assert (saved.tie_mode, saved.exclude_seen) == ('conservative', False)
+  for metric in names:
+    mean = comparison.per_prediction(saved.ranks, metric).mean()
+    assert mean == pytest.approx(result['test'][metric], rel=1e-5, abs=1e-7)
 
 
 def test_best_checkpoint_gives_the_test_metrics(reference):
@@ -249,6 +259,9 @@ def test_other_losses_and_evaluation_options(overrides, tmp_path):
     key = f'{seq_evaluation.sampled_prefix(20, "popularity")}/ndcg@10'
     assert key in result['test'] and key in result['popularity_test']
     assert result['test'][key] >= result['test']['ndcg@10']  # 20 negatives are easier than all
+    saved = comparison.load_test_ranks(str(tmp_path))
+    sampled_ndcg = comparison.per_prediction(saved.sampled_ranks, 'ndcg@10').mean()
+    assert sampled_ndcg == pytest.approx(result['test'][key], rel=1e-5)
 
 
 def test_early_stopping_replays_from_the_logged_validation(tmp_path):

@@ -1,0 +1,157 @@
+"""Per-prediction test ranks of a run (`test_ranks.npz`) and paired comparisons of two runs."""
+
+import dataclasses
+import math
+import os
+import re
+
+import numpy as np
+from scipy import stats
+
+from seqrec.data.errors import DataError
+
+RANKS_FILE = 'test_ranks.npz'
+_METRIC = re.compile(r'(recall|mrr|ndcg)@(\d+)')
+
+
+@dataclasses.dataclass(frozen=True)
+class RunRanks:
+  """The rank of every test prediction of one run, keyed so that two runs can be paired."""
+
+  keys: np.ndarray  # [P] what the prediction is for: the raw user id (user-sequence models)
+  targets: np.ndarray  # [P] raw id of the item to predict
+  ranks: np.ndarray  # [P] float32 rank of the target in the full catalogue (1 is best)
+  sampled_ranks: np.ndarray | None  # [P] rank among the sampled negatives, when evaluated
+  tie_mode: str
+  exclude_seen: bool
+  path: str
+
+
+def save_test_ranks(
+  workdir: str,
+  *,
+  keys: np.ndarray,
+  targets: np.ndarray,
+  ranks: np.ndarray,
+  sampled_ranks: np.ndarray | None,
+  tie_mode: str,
+  exclude_seen: bool,
+) -> None:
+  """Writes `workdir/test_ranks.npz` (arrays as in `RunRanks`; no pickled objects)."""
+  arrays = dict(keys=keys, targets=targets, ranks=np.asarray(ranks, np.float32))
+  if sampled_ranks is not None:
+    arrays['sampled_ranks'] = np.asarray(sampled_ranks, np.float32)
+  np.savez(
+    os.path.join(workdir, RANKS_FILE),
+    tie_mode=np.array(tie_mode),
+    exclude_seen=np.array(exclude_seen),
+    **arrays,
+  )
+
+
+def load_test_ranks(workdir: str) -> RunRanks:
+  """Reads a run's `test_ranks.npz`.
+
+  Raises:
+    FileNotFoundError: naming the file, when the run has none (an unfinished run, or one from
+      before test ranks were saved: re-running its command on its workdir writes them).
+  """
+  path = os.path.join(workdir, RANKS_FILE)
+  if not os.path.exists(path):
+    raise FileNotFoundError(
+      f'{path} not found: {workdir} is not a finished run that saved its test ranks (re-run its '
+      'command on the same --workdir to test it again and write them)'
+    )
+  with np.load(path, allow_pickle=False) as f:
+    return RunRanks(
+      keys=f['keys'],
+      targets=f['targets'],
+      ranks=f['ranks'],
+      sampled_ranks=f['sampled_ranks'] if 'sampled_ranks' in f else None,
+      tie_mode=str(f['tie_mode']),
+      exclude_seen=bool(f['exclude_seen']),
+      path=path,
+    )
+
+
+def per_prediction(ranks: np.ndarray, metric: str) -> np.ndarray:
+  """[P] each prediction's value of `metric` (`recall@K`, `mrr@K` or `ndcg@K`) from its rank.
+
+  Their mean is the run's metric, as `seqrec.evaluation.metric_sums` computes it.
+
+  Raises:
+    ValueError: naming `metric` when it is not one of those forms.
+  """
+  match = _METRIC.fullmatch(metric)
+  if not match:
+    raise ValueError(f'metric {metric!r}: expected recall@K, mrr@K or ndcg@K, e.g. ndcg@10')
+  name, k = match[1], int(match[2])
+  ranks = np.asarray(ranks, np.float64)
+  hit = ranks <= k
+  if name == 'recall':
+    return hit.astype(np.float64)
+  if name == 'mrr':
+    return np.where(hit, 1.0 / ranks, 0.0)
+  return np.where(hit, 1.0 / np.log2(ranks + 1.0), 0.0)
+
+
+def pair(a: RunRanks, b: RunRanks) -> tuple[np.ndarray, np.ndarray]:
+  """The ranks of `a` and `b` on the same predictions, in the order of `a`'s keys.
+
+  Raises:
+    DataError: naming both files, when the runs were not tested on the same predictions (other
+      keys or targets, e.g. other data or split) or under another tie mode or seen-item rule.
+  """
+  where = f'{a.path} and {b.path}'
+  if (a.tie_mode, a.exclude_seen) != (b.tie_mode, b.exclude_seen):
+    raise DataError(
+      f'{where}: ranked under different rules (tie_mode {a.tie_mode} vs {b.tie_mode}, '
+      f'exclude_seen {a.exclude_seen} vs {b.exclude_seen}); their metrics do not compare'
+    )
+  order_a, order_b = np.argsort(a.keys, kind='stable'), np.argsort(b.keys, kind='stable')
+  same_keys = a.keys.shape == b.keys.shape and np.array_equal(a.keys[order_a], b.keys[order_b])
+  if not same_keys or len(np.unique(a.keys)) != len(a.keys):
+    raise DataError(f'{where}: the runs were tested on different predictions (keys differ)')
+  to_b = np.empty_like(order_a)
+  to_b[order_a] = order_b  # a's i-th key sits at b's to_b[i]
+  if not np.array_equal(a.targets, b.targets[to_b]):
+    raise DataError(f'{where}: the same keys have different targets; other data or split?')
+  return a.ranks, b.ranks[to_b]
+
+
+def paired_difference(
+  values_a: np.ndarray, values_b: np.ndarray, n_resamples: int = 10_000, seed: int = 0
+) -> dict[str, float]:
+  """Mean of `b - a` over paired per-prediction values, a bootstrap 95% interval and a t-test.
+
+  Args:
+    values_a: [P] per-prediction metric values of run A (e.g. from `per_prediction`).
+    values_b: [P] the same predictions' values of run B.
+    n_resamples: bootstrap resamples of the predictions (with replacement).
+    seed: the bootstrap's seed; the same inputs and seed give the same interval.
+
+  Returns:
+    `{'n', 'a', 'b', 'diff', 'relative', 'ci_low', 'ci_high', 'p_value'}`: the means, their
+    difference and relative difference (b / a - 1), the percentile bootstrap 95% interval of the
+    difference, and the two-sided paired t-test's p-value.
+  """
+  diff = np.asarray(values_b, np.float64) - np.asarray(values_a, np.float64)  # [P]
+  n = diff.size
+  rng = np.random.default_rng(seed)
+  means = np.empty(n_resamples)
+  for start in range(0, n_resamples, 256):  # bounded memory: 256 resamples of P at a time
+    rows = rng.integers(0, n, size=(min(256, n_resamples - start), n))
+    means[start : start + rows.shape[0]] = diff[rows].mean(axis=1)
+  low, high = np.percentile(means, [2.5, 97.5])
+  mean_a, mean_b = float(np.mean(values_a)), float(np.mean(values_b))
+  p_value = float(stats.ttest_rel(values_b, values_a).pvalue) if np.any(diff) else 1.0
+  return {
+    'n': n,
+    'a': mean_a,
+    'b': mean_b,
+    'diff': float(diff.mean()),
+    'relative': mean_b / mean_a - 1.0 if mean_a else math.nan,
+    'ci_low': float(low),
+    'ci_high': float(high),
+    'p_value': p_value,
+  }

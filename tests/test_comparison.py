@@ -1,0 +1,101 @@
+"""Tests of the paired comparison of runs: per-prediction metrics, pairing, bootstrap, t-test."""
+
+import json
+import pathlib
+import subprocess
+import sys
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from seqrec import comparison
+from seqrec.data.errors import DataError
+from seqrec.evaluation import finalize, metric_sums
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def test_per_prediction_values_average_to_the_evaluators_metrics():
+  rng = np.random.default_rng(0)
+  ranks = rng.integers(1, 60, size=500).astype(np.float32)
+  ranks[:50] += 0.5  # median tie mode gives half ranks
+  cutoffs = (1, 5, 10, 20)
+  expected = finalize(metric_sums(jnp.asarray(ranks), jnp.ones(500, bool), cutoffs))
+  for name in ('recall', 'mrr', 'ndcg'):
+    for k in cutoffs:
+      value = comparison.per_prediction(ranks, f'{name}@{k}').mean()
+      assert value == pytest.approx(expected[f'{name}@{k}'], rel=1e-5)
+  with pytest.raises(ValueError, match="metric 'hr@10': expected recall@K"):
+    comparison.per_prediction(ranks, 'hr@10')
+
+
+def _ranks(keys, targets, ranks, path, tie_mode='conservative'):
+  keys, targets, ranks = np.asarray(keys), np.asarray(targets), np.asarray(ranks, np.float32)
+  return comparison.RunRanks(keys, targets, ranks, None, tie_mode, False, path)
+
+
+def test_pairing_follows_the_keys_and_refuses_other_predictions():
+  a = _ranks([3, 1, 2], [30, 10, 20], [1, 2, 3], 'a')
+  b = _ranks([1, 2, 3], [10, 20, 30], [5, 6, 7], 'b')  # the same predictions, another order
+  ranks_a, ranks_b = comparison.pair(a, b)
+  np.testing.assert_array_equal(ranks_a, [1, 2, 3])
+  np.testing.assert_array_equal(ranks_b, [7, 5, 6])
+  with pytest.raises(DataError, match='a and b: the runs were tested on different predictions'):
+    comparison.pair(a, _ranks([1, 2, 4], [10, 20, 30], [1, 1, 1], 'b'))
+  with pytest.raises(DataError, match='different targets'):
+    comparison.pair(a, _ranks([1, 2, 3], [10, 20, 31], [1, 1, 1], 'b'))
+  with pytest.raises(DataError, match='different rules'):
+    comparison.pair(a, _ranks([1, 2, 3], [10, 20, 30], [1, 1, 1], 'b', tie_mode='median'))
+
+
+def test_paired_difference_finds_a_planted_gain_and_not_a_null_one():
+  rng = np.random.default_rng(1)
+  a = rng.random(2000)  # per-user values vary a lot between users ...
+  b = a + 0.02 + 0.01 * rng.standard_normal(2000)  # ... B adds a small, consistent gain
+  result = comparison.paired_difference(a, b, n_resamples=2000, seed=0)
+  assert result['n'] == 2000
+  assert result['diff'] == pytest.approx(np.mean(b - a))
+  assert 0.0 < result['ci_low'] < result['diff'] < result['ci_high'] < 0.03
+  assert result['p_value'] < 1e-10
+  assert result == comparison.paired_difference(a, b, n_resamples=2000, seed=0)  # seeded
+  same = comparison.paired_difference(a, a, n_resamples=500)
+  assert (same['diff'], same['ci_low'], same['ci_high'], same['p_value']) == (0, 0, 0, 1.0)
+  noise = comparison.paired_difference(a, a + 0.01 * rng.standard_normal(2000), n_resamples=2000)
+  assert noise['ci_low'] < 0.0 < noise['ci_high']
+
+
+def test_compare_script_on_saved_ranks(tmp_path):
+  keys, targets = np.arange(1, 401), np.arange(1001, 1401)
+  rng = np.random.default_rng(2)
+  ranks_a = rng.integers(1, 40, size=400).astype(np.float32)
+  ranks_b = np.maximum(ranks_a - 3, 1)  # B ranks every target a little higher
+  for name, ranks, order in (('a', ranks_a, slice(None)), ('b', ranks_b, slice(None, None, -1))):
+    (tmp_path / name).mkdir()
+    comparison.save_test_ranks(
+      str(tmp_path / name),
+      keys=keys[order],
+      targets=targets[order],
+      ranks=ranks[order],
+      sampled_ranks=None,
+      tie_mode='conservative',
+      exclude_seen=True,
+    )
+  out = tmp_path / 'compare.jsonl'
+  command = [sys.executable, str(ROOT / 'experiments' / 'compare.py'), str(tmp_path / 'a')]
+  done = subprocess.run(
+    [*command, str(tmp_path / 'b'), '--metrics=ndcg@10,recall@20', f'--output={out}'],
+    capture_output=True,
+    text=True,
+  )
+  assert done.returncode == 0, done.stderr
+  assert '400 paired test predictions' in done.stdout
+  row = json.loads(out.read_text())
+  expected = comparison.per_prediction(ranks_b, 'ndcg@10') - comparison.per_prediction(
+    ranks_a, 'ndcg@10'
+  )
+  assert row['ndcg@10']['diff'] == pytest.approx(expected.mean())
+  assert row['ndcg@10']['ci_low'] > 0 and row['recall@20']['p_value'] < 1e-3
+  missing = subprocess.run([*command, str(tmp_path)], capture_output=True, text=True)
+  assert missing.returncode == 2 and 'Traceback' not in missing.stderr
+  assert 'test_ranks.npz not found' in missing.stderr
