@@ -18,7 +18,10 @@ _METRIC = re.compile(r'(recall|mrr|ndcg)@(\d+)')
 class RunRanks:
   """The rank of every test prediction of one run, keyed so that two runs can be paired."""
 
-  keys: np.ndarray  # [P] what the prediction is for: the raw user id (user-sequence models)
+  # [P] what each prediction is for: the raw user id (user-sequence models), the target's row in
+  # the test table (session models and baselines), 'user:k' for the k-th held-out pair of a user
+  # (user-session models)
+  keys: np.ndarray
   targets: np.ndarray  # [P] raw id of the item to predict
   ranks: np.ndarray  # [P] float32 rank of the target in the full catalogue (1 is best)
   sampled_ranks: np.ndarray | None  # [P] rank among the sampled negatives, when evaluated
@@ -46,6 +49,29 @@ def save_test_ranks(
     tie_mode=np.array(tie_mode),
     exclude_seen=np.array(exclude_seen),
     **arrays,
+  )
+
+
+def save_event_ranks(workdir: str, events, vocab, event_ranks: np.ndarray, tie_mode: str) -> None:
+  """`save_test_ranks` for a session evaluation: its targets keyed by their row in the test table.
+
+  Args:
+    workdir: the run directory.
+    events: the test `Events` (dense item ids).
+    vocab: the run's `ItemVocab` (dense -> raw item ids).
+    event_ranks: [E] each event's rank as a target, NaN for a session's first event (from
+      `seqrec.evaluation.rank_sessions` or `seqrec.baselines.evaluate.rank_events`).
+    tie_mode: the evaluation's tie mode.
+  """
+  rows = np.flatnonzero(~np.isnan(event_ranks))  # [P]
+  save_test_ranks(
+    workdir,
+    keys=rows,
+    targets=vocab.decode(np.asarray(events.item)[rows]),
+    ranks=event_ranks[rows],
+    sampled_ranks=None,
+    tie_mode=tie_mode,
+    exclude_seen=False,
   )
 
 

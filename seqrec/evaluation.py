@@ -265,17 +265,22 @@ def _session_eval_chunk(graphdef, cutoffs: tuple[int, ...], mode: str, item_chun
     )
     step_sums = metric_sums(ranks, batch['valid'], cutoffs)
     sums = jax.tree.map(jnp.add, sums, step_sums)
-    return (state, hidden, sums), None
+    return (state, hidden, sums), jnp.where(batch['valid'], ranks, jnp.nan)
 
   def run(state, hidden, sums, arrays, start):
     window = {k: jax.lax.dynamic_slice_in_dim(v, start, steps) for k, v in arrays.items()}
-    (_, hidden, sums), _ = jax.lax.scan(one_step, (state, hidden, sums), window)
-    return hidden, sums
+    (_, hidden, sums), ranks = jax.lax.scan(one_step, (state, hidden, sums), window)
+    return hidden, sums, ranks  # ranks [steps, B]
 
   return jax.jit(run)
 
 
-def evaluate_sessions(
+def evaluate_sessions(model, events, **options) -> dict[str, float]:
+  """Next-item metrics of a recurrent session model: `rank_sessions` without the ranks."""
+  return rank_sessions(model, events, **options)[0]
+
+
+def rank_sessions(
   model,
   events,
   *,
@@ -284,7 +289,7 @@ def evaluate_sessions(
   mode: str = 'conservative',
   item_chunk: int = 16384,
   steps_per_call: int = 64,
-) -> dict[str, float]:
+) -> tuple[dict[str, float], np.ndarray]:
   """Next-item evaluation of a recurrent session model, as the official GRU4Rec evaluates.
 
   Test sessions are walked session-parallel, the hidden state zeroed at each session start; every
@@ -303,7 +308,8 @@ def evaluate_sessions(
     steps_per_call: at most this many steps per compiled call.
 
   Returns:
-    `{'recall@K': .., 'mrr@K': .., 'ndcg@K': .., 'count': n_predictions}`.
+    `(metrics, ranks)`: `{'recall@K': .., 'mrr@K': .., 'ndcg@K': .., 'count': n_predictions}`,
+    and [E] the rank of each event of `events` as a target (NaN for a session's first event).
   """
   offsets = events.session_offsets()
   longest_first = np.argsort(offsets[:-1] - offsets[1:], kind='stable')  # [S]
@@ -318,6 +324,21 @@ def evaluate_sessions(
   run = _session_eval_chunk(graphdef, tuple(int(k) for k in cutoffs), mode, int(item_chunk), steps)
   hidden = model.init_hidden(batch_size)
   sums = zero_sums(tuple(int(k) for k in cutoffs))
+  cell_ranks = []
   for c in range(n_calls):
-    hidden, sums = run(state, hidden, sums, arrays, jnp.int32(c * steps))
-  return finalize(sums)
+    hidden, sums, chunk_ranks = run(state, hidden, sums, arrays, jnp.int32(c * steps))
+    cell_ranks.append(chunk_ranks)
+  cell_ranks = np.concatenate(jax.device_get(cell_ranks))[: schedule.inputs.shape[0]]  # [T, B]
+  return finalize(sums), _ranks_by_event(schedule, offsets, cell_ranks, events.num_events)
+
+
+def _ranks_by_event(schedule, offsets: np.ndarray, cell_ranks: np.ndarray, n_events: int):
+  """[E] the rank of each target event, from the `[T, B]` ranks of the schedule's cells."""
+  steps, slots = np.nonzero(schedule.valid)  # step-major: a session's pairs in order
+  session = schedule.session[steps, slots]  # [P]
+  first_step = np.full(len(offsets) - 1, np.iinfo(np.int64).max)
+  np.minimum.at(first_step, session, steps)
+  target = offsets[session] + (steps - first_step[session]) + 1  # [P] row of the target event
+  ranks = np.full(n_events, np.nan, np.float32)
+  ranks[target] = cell_ranks[steps, slots]
+  return ranks

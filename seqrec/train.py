@@ -13,7 +13,7 @@ import numpy as np
 from absl import logging
 from flax import nnx
 
-from seqrec import checkpointing, evaluation, reporting, sharding, train_step
+from seqrec import checkpointing, comparison, evaluation, reporting, sharding, train_step
 from seqrec.data import DataError, SessionData, load_session_data
 from seqrec.data.session_parallel import build_schedule, session_order_by_start_time
 from seqrec.models import build_model
@@ -233,6 +233,8 @@ class Task:
     state: the initial train state (placed on the devices).
     reset_carry: `state -> state` with the recurrent states zeroed (at each epoch start).
     evaluate: `evaluate(model, split) -> metrics` for split 'valid' or 'test'.
+    evaluate_test: `evaluate_test(model, workdir) -> metrics` on 'test', also writing the rank of
+      every test prediction to `workdir/test_ranks.npz` (see `seqrec.comparison`).
     has_valid: whether the data has a validation split.
   """
 
@@ -244,6 +246,7 @@ class Task:
   state: train_step.TrainState
   reset_carry: Callable
   evaluate: Callable
+  evaluate_test: Callable
   has_valid: bool
 
 
@@ -291,6 +294,11 @@ def build_session_task(config: ml_collections.ConfigDict) -> Task:
   def evaluate_split(model, split: str) -> dict[str, float]:
     return evaluate(model, data.valid if split == 'valid' else data.test, config)
 
+  def evaluate_test(model, workdir: str) -> dict[str, float]:
+    metrics, ranks = evaluation.rank_sessions(model, data.test, **eval_options(config))
+    comparison.save_event_ranks(workdir, data.test, data.vocab, ranks, config.eval.tie_mode)
+    return metrics
+
   return Task(
     data=data,
     graphdef=graphdef,
@@ -300,6 +308,7 @@ def build_session_task(config: ml_collections.ConfigDict) -> Task:
     state=sharding.place_state(state, mesh),
     reset_carry=zero_carry,
     evaluate=evaluate_split,
+    evaluate_test=evaluate_test,
     has_valid=data.valid is not None,
   )
 
@@ -456,7 +465,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     save('best', params)
   final_model = nnx.merge(graphdef, params['tables'], params['dense'])
   t_eval = time.perf_counter()
-  test_metrics = task.evaluate(final_model, 'test')
+  test_metrics = task.evaluate_test(final_model, workdir)
   eval_seconds = time.perf_counter() - t_eval
   pop = popularity_metrics(data, data.test, config.eval.cutoffs, config.eval.tie_mode)
   result = {

@@ -40,6 +40,18 @@ class UserRanks:
   scored: np.ndarray
   ranks: np.ndarray
 
+  def keyed(self, user_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`(keys, targets, ranks)` [P] of the held-out pairs, keyed `'<raw user>:<k>'` for a user's
+    k-th held-out pair in time order (`user_ids` maps the tables' dense user ids to raw ones)."""
+    steps, slots = np.nonzero(self.scored)  # step-major: each user's pairs in time order
+    users = self.user[steps, slots]  # [P]
+    order = np.argsort(users, kind='stable')  # by user, each user's pairs still in time order
+    first = np.searchsorted(users[order], users[order], side='left')
+    k = np.empty(len(users), np.int64)
+    k[order] = np.arange(len(users)) - first
+    keys = np.array([f'{u}:{i}' for u, i in zip(user_ids[users].tolist(), k.tolist(), strict=True)])
+    return keys, self.schedule.targets[steps, slots], self.ranks[steps, slots]
+
   def by_user(self) -> dict[int, np.ndarray]:
     """{user id: ranks of the user's held-out targets, in walking (time) order}."""
     out = {}
@@ -187,7 +199,12 @@ def _walk(
   return sums, UserRanks(schedule, user, position, scored, ranks)
 
 
-def evaluate_users(
+def evaluate_users(model, history_events: Events, held_out_events: Events, **options) -> dict:
+  """Next-item metrics of held-out sessions: `evaluate_users_with_ranks` without the ranks."""
+  return evaluate_users_with_ranks(model, history_events, held_out_events, **options)[0]
+
+
+def evaluate_users_with_ranks(
   model,
   history_events: Events,
   held_out_events: Events,
@@ -200,7 +217,7 @@ def evaluate_users(
   use_user_state: bool = True,
   first_n: tuple[int, ...] = (),
   history_sessions: int = -1,
-) -> dict[str, float]:
+) -> tuple[dict[str, float], UserRanks]:
   """Next-item evaluation of held-out sessions with the user state built from each user's history.
 
   As hgru4rec's `evaluate_sessions_batch_hier_bootstrap`: the held-out users are walked
@@ -228,13 +245,13 @@ def evaluate_users(
       (hgru4rec's `bootstrap_length`).
 
   Returns:
-    `{'recall@K': .., 'mrr@K': .., 'ndcg@K': .., 'count': n_predictions}`, plus the `/first{k}`
-    entries.
+    `(metrics, ranks)`: `{'recall@K': .., 'mrr@K': .., 'ndcg@K': .., 'count': n_predictions}`
+    plus the `/first{k}` entries, and the `UserRanks` of every held-out target.
 
   Raises:
     ValueError: with `use_user_state` for a model without a user level, or tables without users.
   """
-  sums, _ = _walk(
+  sums, ranks = _walk(
     model,
     history_events,
     held_out_events,
@@ -250,7 +267,7 @@ def evaluate_users(
   metrics = finalize(sums.pop(''))
   for group, group_sums in sums.items():
     metrics.update({f'{name}/{group}': value for name, value in finalize(group_sums).items()})
-  return metrics
+  return metrics, ranks
 
 
 def held_out_ranks(

@@ -20,7 +20,7 @@ import ml_collections
 import numpy as np
 from flax import nnx
 
-from seqrec import sharding, train_step, user_evaluation, user_train_step
+from seqrec import comparison, sharding, train_step, user_evaluation, user_train_step
 from seqrec.data.session_parallel import build_schedule, session_order_by_start_time
 from seqrec.data.user_parallel import build_user_schedule_from_events
 from seqrec.data.user_sessions import USER_FORMATS, load_user_session_data
@@ -43,9 +43,30 @@ def evaluate_user_split(model, data, split: str, config: ml_collections.ConfigDi
   The history is what the model trained on before that split: `train_tr` before `valid`, `train`
   (which includes the validation sessions) before `test`.
   """
+  return user_split_ranks(model, data, split, config)[0]
+
+
+def evaluate_user_test(model, data, config: ml_collections.ConfigDict, workdir: str) -> dict:
+  """Test metrics, with every held-out target's rank written to `workdir/test_ranks.npz`."""
+  metrics, ranks = user_split_ranks(model, data, 'test', config)
+  keys, targets, target_ranks = ranks.keyed(data.user_ids)
+  comparison.save_test_ranks(
+    workdir,
+    keys=keys,
+    targets=data.vocab.decode(targets),
+    ranks=target_ranks,
+    sampled_ranks=None,
+    tie_mode=config.eval.tie_mode,
+    exclude_seen=False,
+  )
+  return metrics
+
+
+def user_split_ranks(model, data, split: str, config: ml_collections.ConfigDict):
+  """`(metrics, UserRanks)` of `split`, as `evaluate_user_split` describes."""
   hierarchical = config.model == 'hrnn'
   history, held_out = (data.train_tr, data.valid) if split == 'valid' else (data.train, data.test)
-  return user_evaluation.evaluate_users(
+  return user_evaluation.evaluate_users_with_ranks(
     model,
     history,
     held_out,
@@ -112,5 +133,6 @@ def build_user_task(config: ml_collections.ConfigDict) -> Task:
     state=sharding.place_state(state, mesh),
     reset_carry=zero_carry,
     evaluate=lambda model, split: evaluate_user_split(model, data, split, config),
+    evaluate_test=lambda model, workdir: evaluate_user_test(model, data, config, workdir),
     has_valid=data.valid is not None,
   )

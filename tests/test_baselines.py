@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from seqrec import baselines, train
+from seqrec import baselines, comparison, train
 from seqrec.baselines import bprmf, evaluate, sknn
 from seqrec.configs import baseline_base
 from seqrec.configs import test as test_config
@@ -477,3 +477,22 @@ def test_unknown_model_lists_models_and_baselines():
   config.model = 'knn'
   with pytest.raises(train.ConfigError, match='gru4rec.*itemknn'):
     train.validate_config(config)
+
+
+def test_test_ranks_pair_a_baseline_with_gru4rec_on_the_same_predictions(runs, trained_run):
+  """A baseline run and a GRU4Rec run on the same data save the same predictions' ranks."""
+  pop_workdir, pop_result = runs['pop']
+  pop = comparison.load_test_ranks(str(pop_workdir))
+  gru = comparison.load_test_ranks(str(trained_run.workdir))
+  ranks_pop, ranks_gru = comparison.pair(pop, gru)
+  assert len(ranks_pop) == pop_result['test']['count'] == trained_run.result['test']['count']
+  for ranks, result in ((ranks_pop, pop_result), (ranks_gru, trained_run.result)):
+    for metric in ('recall@20', 'mrr@20'):
+      mean = comparison.per_prediction(ranks, metric).mean()
+      assert mean == pytest.approx(result['test'][metric], rel=1e-5), metric
+  gain = comparison.paired_difference(
+    comparison.per_prediction(ranks_pop, 'recall@20'),
+    comparison.per_prediction(ranks_gru, 'recall@20'),
+    n_resamples=1000,
+  )
+  assert gain['ci_low'] > 0 and gain['p_value'] < 1e-6  # GRU4Rec is far ahead of POP here

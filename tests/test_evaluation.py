@@ -217,18 +217,22 @@ def test_everything_under_one_jit():
 
 
 def _one_session_at_a_time(model, events, cutoffs, mode):
-  """Reference: each session walked alone from a zero state, next items ranked by brute force."""
+  """Reference: each session walked alone from a zero state, next items ranked by brute force.
+
+  Returns the metrics and [E] each event's rank as a target (NaN for a session's first event).
+  """
   offsets = events.session_offsets()
-  ranks = []
+  by_event = np.full(events.num_events, np.nan)
   for s in range(len(offsets) - 1):
     items = events.item[offsets[s] : offsets[s + 1]]
     hidden = model.init_hidden(1)
     for t in range(len(items) - 1):
       out, hidden = model.encode(jnp.asarray(items[t : t + 1]), hidden)
       scores = np.asarray(model.score_all(out), np.float64)
-      ranks.append(brute_force_ranks(scores, np.asarray(items[t + 1 : t + 2]), mode)[0])
-  ranks = np.asarray(ranks)
-  return brute_force_metrics(ranks, np.ones(len(ranks), bool), cutoffs)
+      rank = brute_force_ranks(scores, np.asarray(items[t + 1 : t + 2]), mode)[0]
+      by_event[offsets[s] + t + 1] = rank
+  ranks = by_event[~np.isnan(by_event)]
+  return brute_force_metrics(ranks, np.ones(len(ranks), bool), cutoffs), by_event
 
 
 @pytest.mark.parametrize('batch_size, steps_per_call', [(1, 64), (3, 4), (7, 5), (40, 1)])
@@ -239,18 +243,16 @@ def test_session_driver_equals_one_session_at_a_time(batch_size, steps_per_call)
   item = rng.integers(1, 30, size=len(session)).astype(np.int32)
   events = Events(session=session, item=item, time=np.arange(len(session), dtype=np.float64))
   model = GRU4Rec(30, layers=(8,), rngs=nnx.Rngs(3))
-  want = _one_session_at_a_time(model, events, (1, 5, 20), 'median')
-  got = evaluation.evaluate_sessions(
-    model,
-    events,
-    batch_size=batch_size,
-    cutoffs=(1, 5, 20),
-    mode='median',
-    steps_per_call=steps_per_call,
-  )
+  want, want_ranks = _one_session_at_a_time(model, events, (1, 5, 20), 'median')
+  options = dict(batch_size=batch_size, cutoffs=(1, 5, 20), mode='median')
+  got, ranks = evaluation.rank_sessions(model, events, steps_per_call=steps_per_call, **options)
   assert got['count'] == np.sum(lengths - 1)
   for name, value in want.items():
     np.testing.assert_allclose(got[name], value, rtol=1e-5, err_msg=name)
+  # Each target event's own rank, at its row of the table (rank ties only at exact score ties).
+  np.testing.assert_array_equal(np.isnan(ranks), np.isnan(want_ranks))
+  np.testing.assert_allclose(ranks, want_ranks, rtol=1e-6)
+  assert evaluation.evaluate_sessions(model, events, **options) == got
 
 
 def test_bad_arguments_raise():

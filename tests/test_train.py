@@ -7,7 +7,7 @@ import shutil
 import numpy as np
 import pytest
 
-from seqrec import analysis, checkpointing, train, train_step
+from seqrec import analysis, checkpointing, comparison, train, train_step
 from seqrec.data import load_session_data
 
 # Run outputs that depend on wall-clock time, never compared between runs.
@@ -73,6 +73,18 @@ def test_beats_popularity_by_a_wide_margin(trained_run):
   assert test['recall@20'] >= 0.5
   assert test['recall@20'] >= 1.8 * pop['recall@20']
   assert test['mrr@20'] >= 3.0 * pop['mrr@20']
+
+
+def test_run_saves_every_test_targets_rank_at_its_event_row(trained_run):
+  data = load_session_data(trained_run.config.data)
+  saved = comparison.load_test_ranks(str(trained_run.workdir))
+  first_rows = data.test.session_offsets()[:-1]
+  assert len(saved.keys) == trained_run.result['test']['count']
+  assert not np.isin(saved.keys, first_rows).any()  # a session's first event is no target
+  np.testing.assert_array_equal(saved.targets, data.vocab.decode(data.test.item[saved.keys]))
+  for metric in ('recall@20', 'mrr@20'):
+    mean = comparison.per_prediction(saved.ranks, metric).mean()
+    assert mean == pytest.approx(trained_run.result['test'][metric], rel=1e-5), metric
 
 
 def test_same_config_and_seed_give_identical_metrics(trained_run, make_config, tmp_path):

@@ -6,7 +6,7 @@ import shutil
 import numpy as np
 import pytest
 
-from seqrec import analysis, train, user_evaluation, user_train_step
+from seqrec import analysis, comparison, train, user_evaluation, user_train_step
 from seqrec.checkpointing import CheckpointMismatchError
 from seqrec.configs import hrnn_test
 from seqrec.data.user_sessions import load_user_session_data
@@ -33,6 +33,19 @@ def hrnn_run(tmp_path_factory):
   workdir = tmp_path_factory.mktemp('hrnn_run')
   config = make_config()
   return workdir, config, train.train_and_evaluate(config, str(workdir))
+
+
+def test_hrnn_run_saves_every_held_out_targets_rank(hrnn_run):
+  workdir, config, result = hrnn_run
+  saved = comparison.load_test_ranks(str(workdir))
+  assert len(saved.keys) == len(set(saved.keys.tolist())) == result['test']['count']
+  users, positions = zip(*(key.split(':') for key in saved.keys.tolist()), strict=True)
+  data = load_user_session_data(config.data)
+  assert set(users) <= {str(u) for u in data.user_ids.tolist()}
+  assert min(int(p) for p in positions) == 0
+  for metric in ('recall@5', 'mrr@5', 'recall@20'):
+    mean = comparison.per_prediction(saved.ranks, metric).mean()
+    assert mean == pytest.approx(result['test'][metric], rel=1e-5), metric
 
 
 def test_hrnn_run_writes_test_and_first_n_metrics(hrnn_run):

@@ -35,7 +35,12 @@ def prefix_batch(
   return Prefixes(items[gather], offsets, n_items)
 
 
-def evaluate(
+def evaluate(baseline: Baseline, events: Events, n_items: int, **options) -> dict[str, float]:
+  """Full-catalogue next-item metrics of a fitted baseline: `rank_events` without the ranks."""
+  return rank_events(baseline, events, n_items, **options)[0]
+
+
+def rank_events(
   baseline: Baseline,
   events: Events,
   n_items: int,
@@ -44,8 +49,8 @@ def evaluate(
   cutoffs: tuple[int, ...] = (20,),
   mode: str = 'conservative',
   desc: str = 'evaluate',
-) -> dict[str, float]:
-  """Full-catalogue next-item metrics of a fitted baseline on `events`.
+) -> tuple[dict[str, float], np.ndarray]:
+  """Full-catalogue next-item metrics of a fitted baseline on `events`, and every target's rank.
 
   Predictions are scored `batch_size` at a time as a [P, N] matrix and ranked with
   `evaluation.ranks_from_scores` (rank = items scoring above the target plus ties by `mode`).
@@ -60,9 +65,12 @@ def evaluate(
     desc: label of the progress line.
 
   Returns:
-    `{'recall@K': .., 'mrr@K': .., 'ndcg@K': .., 'count': n_predictions}`.
+    `(metrics, ranks)`: `{'recall@K': .., 'mrr@K': .., 'ndcg@K': .., 'count': n_predictions}`,
+    and [E] the rank of each event of `events` as a target (NaN for a session's first event), as
+    `seqrec.evaluation.rank_sessions` gives them for GRU4Rec.
   """
   cutoffs = tuple(int(k) for k in cutoffs)
+  event_ranks = np.full(events.num_events, np.nan, np.float32)
   items = np.asarray(events.item, np.int32)
   target, start = prediction_targets(events)
   sums = evaluation.zero_sums(cutoffs)
@@ -79,7 +87,8 @@ def evaluate(
     )
     batch_sums = evaluation.metric_sums(ranks, jnp.ones(ranks.shape, bool), cutoffs)
     sums = jax.tree.map(jnp.add, sums, batch_sums)
+    event_ranks[target[rows]] = np.asarray(ranks)
     if bar.due():
       bar.update(b + 1, int(sums['count']))
   bar.close()
-  return evaluation.finalize(sums)
+  return evaluation.finalize(sums), event_ranks

@@ -9,9 +9,9 @@ import time
 import ml_collections
 from absl import logging
 
-from seqrec import reporting, train
+from seqrec import comparison, reporting, train
 from seqrec.baselines import build_baseline
-from seqrec.baselines.evaluate import evaluate
+from seqrec.baselines.evaluate import evaluate, rank_events
 from seqrec.checkpointing import CheckpointMismatchError
 from seqrec.data import load_session_data
 
@@ -67,8 +67,9 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
     writer.write(0, {f'valid/{k}': v for k, v in valid.items()}, epoch=0)
     result['valid'] = valid
   t_eval = time.perf_counter()
-  test = evaluate(baseline, data.test, data.n_items, desc='test', **options)
+  test, event_ranks = rank_events(baseline, data.test, data.n_items, desc='test', **options)
   test_seconds = time.perf_counter() - t_eval
+  comparison.save_event_ranks(workdir, data.test, data.vocab, event_ranks, options['mode'])
   pop = train.popularity_metrics(data, data.test, options['cutoffs'], options['mode'])
   result = {
     'test': test,
