@@ -1,9 +1,11 @@
 """Compares two finished runs prediction by prediction: is B better than A, and by how much?
 
-    python experiments/compare.py runs/sequential/bert4rec-ml1m-cpu-200ep-seed0 \
-      runs/sequential/sasrec-ce-cpu-seed1 --metrics=ndcg@10,recall@10
+    python experiments/compare.py runs/sequential/sasrec-bce-paper-200ep-cpu-seed1 \
+      runs/sequential/caser-ml1m-cpu-seed1 --metrics=ndcg@10,recall@10
+    # several runs a side (comma-separated, e.g. seeds): a prediction's value is their mean
+    python experiments/compare.py A_SEED0,A_SEED1,A_SEED2 B_SEED0,B_SEED1,B_SEED2
 
-Both runs must have been tested on the same predictions (same data, split and ranking rules);
+All runs must have been tested on the same predictions (same data, split and ranking rules);
 each run's `test_ranks.npz` holds the rank of every test target. For each metric it prints A's
 and B's means, the difference B - A with its relative size, a percentile bootstrap 95% interval
 of the difference (resampling the predictions, `--resamples`, fixed `--seed`) and the p-value of
@@ -16,6 +18,7 @@ line.
 import json
 import sys
 
+import numpy as np
 from absl import app, flags
 
 from seqrec import cli, comparison
@@ -27,19 +30,30 @@ _SEED = flags.DEFINE_integer('seed', 0, 'Bootstrap seed.')
 _OUTPUT = flags.DEFINE_string('output', '', 'JSON-lines file to append the result to.')
 
 
-def compare(workdir_a: str, workdir_b: str) -> dict:
-  """`{'a': workdir_a, 'b': workdir_b, 'sampled': bool, metric: paired_difference(...)}`."""
-  a, b = comparison.load_test_ranks(workdir_a), comparison.load_test_ranks(workdir_b)
-  if _SAMPLED.value:
-    if a.sampled_ranks is None or b.sampled_ranks is None:
-      raise ValueError('--sampled: both runs must have been evaluated with eval.sampled_n > 0')
-    a, b = (comparison.RunRanks(**{**vars(r), 'ranks': r.sampled_ranks}) for r in (a, b))
-  ranks_a, ranks_b = comparison.pair(a, b)
-  result = {'a': workdir_a, 'b': workdir_b, 'sampled': _SAMPLED.value}
+def _load(workdir: str) -> comparison.RunRanks:
+  ranks = comparison.load_test_ranks(workdir)
+  if not _SAMPLED.value:
+    return ranks
+  if ranks.sampled_ranks is None:
+    raise ValueError(f'--sampled: {workdir} was not evaluated with eval.sampled_n > 0')
+  return comparison.RunRanks(**{**vars(ranks), 'ranks': ranks.sampled_ranks})
+
+
+def compare(side_a: list[str], side_b: list[str]) -> dict:
+  """`{'a': side_a, 'b': side_b, 'sampled': bool, metric: paired_difference(...)}`.
+
+  Every run is paired with the first run of A, so all of them must hold the same predictions; a
+  side's per-prediction values are the mean over its runs (e.g. its seeds).
+  """
+  runs_a, runs_b = [_load(w) for w in side_a], [_load(w) for w in side_b]
+  reference = runs_a[0]
+  ranks_a = [comparison.pair(reference, r)[1] for r in runs_a]
+  ranks_b = [comparison.pair(reference, r)[1] for r in runs_b]
+  result = {'a': side_a, 'b': side_b, 'sampled': _SAMPLED.value}
   for metric in _METRICS.value:
     result[metric] = comparison.paired_difference(
-      comparison.per_prediction(ranks_a, metric),
-      comparison.per_prediction(ranks_b, metric),
+      np.mean([comparison.per_prediction(r, metric) for r in ranks_a], axis=0),
+      np.mean([comparison.per_prediction(r, metric) for r in ranks_b], axis=0),
       n_resamples=_RESAMPLES.value,
       seed=_SEED.value,
     )
@@ -48,14 +62,15 @@ def compare(workdir_a: str, workdir_b: str) -> dict:
 
 def main(argv):
   if len(argv) != 3:
-    raise app.UsageError('expected two run directories: A (the baseline) and B')
+    raise app.UsageError('expected two run directories (or comma-separated lists): A, then B')
+  side_a, side_b = ([w for w in arg.split(',') if w] for arg in argv[1:])
   try:
-    result = compare(argv[1], argv[2])
+    result = compare(side_a, side_b)
   except (OSError, ValueError) as e:  # a missing file, other predictions, a bad metric
     print(f'error: {e}', file=sys.stderr)
     sys.exit(2)
   n = next(v['n'] for k, v in result.items() if isinstance(v, dict))
-  print(f'A = {argv[1]}\nB = {argv[2]}\n{n} paired test predictions')
+  print(f'A = {", ".join(side_a)}\nB = {", ".join(side_b)}\n{n} paired test predictions')
   print(f'{"metric":<12} {"A":>8} {"B":>8} {"B - A":>9} {"rel.":>7}  {"95% interval":>19}  p')
   for metric in _METRICS.value:
     r = result[metric]

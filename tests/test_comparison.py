@@ -96,6 +96,13 @@ def test_compare_script_on_saved_ranks(tmp_path):
   )
   assert row['ndcg@10']['diff'] == pytest.approx(expected.mean())
   assert row['ndcg@10']['ci_low'] > 0 and row['recall@20']['p_value'] < 1e-3
+  # Several runs a side: each prediction's value is their mean (here B twice: the same result).
+  twice = f'{tmp_path / "b"},{tmp_path / "b"}'
+  again = subprocess.run(
+    [*command, twice, f'--output={out}', '--metrics=ndcg@10'], capture_output=True, text=True
+  )
+  assert again.returncode == 0
+  assert json.loads(out.read_text().splitlines()[-1])['ndcg@10'] == row['ndcg@10']
   missing = subprocess.run([*command, str(tmp_path)], capture_output=True, text=True)
   assert missing.returncode == 2 and 'Traceback' not in missing.stderr
   assert 'test_ranks.npz not found' in missing.stderr
