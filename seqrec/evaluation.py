@@ -277,7 +277,7 @@ def _session_eval_chunk(graphdef, cutoffs: tuple[int, ...], mode: str, item_chun
 
 def evaluate_sessions(model, events, **options) -> dict[str, float]:
   """Next-item metrics of a recurrent session model: `rank_sessions` without the ranks."""
-  return rank_sessions(model, events, **options)[0]
+  return rank_sessions(model, events, keep_ranks=False, **options)[0]
 
 
 def rank_sessions(
@@ -289,7 +289,8 @@ def rank_sessions(
   mode: str = 'conservative',
   item_chunk: int = 16384,
   steps_per_call: int = 64,
-) -> tuple[dict[str, float], np.ndarray]:
+  keep_ranks: bool = True,
+) -> tuple[dict[str, float], np.ndarray | None]:
   """Next-item evaluation of a recurrent session model, as the official GRU4Rec evaluates.
 
   Test sessions are walked session-parallel, the hidden state zeroed at each session start; every
@@ -306,6 +307,7 @@ def rank_sessions(
     mode: tie handling, 'conservative' | 'optimistic' | 'median'.
     item_chunk: catalogue items scored at once (bounds memory for large catalogues).
     steps_per_call: at most this many steps per compiled call.
+    keep_ranks: False skips fetching the ranks and laying them out by event (None is returned).
 
   Returns:
     `(metrics, ranks)`: `{'recall@K': .., 'mrr@K': .., 'ndcg@K': .., 'count': n_predictions}`,
@@ -327,7 +329,10 @@ def rank_sessions(
   cell_ranks = []
   for c in range(n_calls):
     hidden, sums, chunk_ranks = run(state, hidden, sums, arrays, jnp.int32(c * steps))
-    cell_ranks.append(chunk_ranks)
+    if keep_ranks:
+      cell_ranks.append(chunk_ranks)
+  if not keep_ranks:
+    return finalize(sums), None
   cell_ranks = np.concatenate(jax.device_get(cell_ranks))[: schedule.inputs.shape[0]]  # [T, B]
   return finalize(sums), _ranks_by_event(schedule, offsets, cell_ranks, events.num_events)
 
