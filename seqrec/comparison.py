@@ -40,16 +40,14 @@ def save_test_ranks(
   tie_mode: str,
   exclude_seen: bool,
 ) -> None:
-  """Writes `workdir/test_ranks.npz` (arrays as in `RunRanks`; no pickled objects)."""
+  """Writes `workdir/test_ranks.npz` (arrays as in `RunRanks`; no pickled objects), atomically."""
   arrays = dict(keys=keys, targets=targets, ranks=np.asarray(ranks, np.float32))
   if sampled_ranks is not None:
     arrays['sampled_ranks'] = np.asarray(sampled_ranks, np.float32)
-  np.savez(
-    os.path.join(workdir, RANKS_FILE),
-    tie_mode=np.array(tie_mode),
-    exclude_seen=np.array(exclude_seen),
-    **arrays,
-  )
+  path = os.path.join(workdir, RANKS_FILE)
+  with open(path + '.tmp', 'wb') as f:  # replaced in one step: a kill never leaves half a file
+    np.savez(f, tie_mode=np.array(tie_mode), exclude_seen=np.array(exclude_seen), **arrays)
+  os.replace(path + '.tmp', path)
 
 
 def save_event_ranks(workdir: str, events, vocab, event_ranks: np.ndarray, tie_mode: str) -> None:
