@@ -11,8 +11,11 @@ and B's means, the difference B - A with its relative size, a percentile bootstr
 of the difference (resampling the predictions, `--resamples`, fixed `--seed`) and the p-value of
 a two-sided paired t-test. Pairing removes the variance between users, so it finds differences
 that two unpaired means with overlapping spreads hide. `--sampled` compares the sampled-metric
-ranks instead (runs evaluated with `eval.sampled_n`). `--output` appends the result as a JSON
-line.
+ranks instead (runs evaluated with `eval.sampled_n`). `--by=history_length` (the items before
+the target: the user's history, or the session's prefix) or `--by=target_count` (the target's
+training popularity) also compares within `--buckets` quantile groups of the predictions, e.g.
+to see whether B's gain comes from short histories or from long-tail targets. `--output` appends
+the result as a JSON line.
 """
 
 import json
@@ -28,6 +31,14 @@ _SAMPLED = flags.DEFINE_bool('sampled', False, 'Compare the sampled-metric ranks
 _RESAMPLES = flags.DEFINE_integer('resamples', 10_000, 'Bootstrap resamples.')
 _SEED = flags.DEFINE_integer('seed', 0, 'Bootstrap seed.')
 _OUTPUT = flags.DEFINE_string('output', '', 'JSON-lines file to append the result to.')
+_BY = flags.DEFINE_enum(
+  'by',
+  None,
+  ['history_length', 'target_count'],
+  'Also compare within groups of predictions: by the history before the target, or by the '
+  "target's training popularity.",
+)
+_BUCKETS = flags.DEFINE_integer('buckets', 4, 'Groups for --by (quantiles of its values).')
 
 
 def _load(workdir: str) -> comparison.RunRanks:
@@ -50,13 +61,19 @@ def compare(side_a: list[str], side_b: list[str]) -> dict:
   ranks_a = [comparison.pair(reference, r)[1] for r in runs_a]
   ranks_b = [comparison.pair(reference, r)[1] for r in runs_b]
   result = {'a': side_a, 'b': side_b, 'sampled': _SAMPLED.value}
+  groups = []
+  if _BY.value:
+    groups = comparison.quantile_buckets(getattr(reference, _BY.value), _BUCKETS.value)
   for metric in _METRICS.value:
-    result[metric] = comparison.paired_difference(
-      np.mean([comparison.per_prediction(r, metric) for r in ranks_a], axis=0),
-      np.mean([comparison.per_prediction(r, metric) for r in ranks_b], axis=0),
-      n_resamples=_RESAMPLES.value,
-      seed=_SEED.value,
-    )
+    values_a = np.mean([comparison.per_prediction(r, metric) for r in ranks_a], axis=0)  # [P]
+    values_b = np.mean([comparison.per_prediction(r, metric) for r in ranks_b], axis=0)
+    options = dict(n_resamples=_RESAMPLES.value, seed=_SEED.value)
+    result[metric] = comparison.paired_difference(values_a, values_b, **options)
+    if groups:
+      result[metric][f'by_{_BY.value}'] = {
+        label: comparison.paired_difference(values_a[mask], values_b[mask], **options)
+        for label, mask in groups
+      }
   return result
 
 
@@ -73,11 +90,13 @@ def main(argv):
   print(f'A = {", ".join(side_a)}\nB = {", ".join(side_b)}\n{n} paired test predictions')
   print(f'{"metric":<12} {"A":>8} {"B":>8} {"B - A":>9} {"rel.":>7}  {"95% interval":>19}  p')
   for metric in _METRICS.value:
-    r = result[metric]
-    print(
-      f'{metric:<12} {r["a"]:8.4f} {r["b"]:8.4f} {r["diff"]:+9.4f} {100 * r["relative"]:+6.1f}%  '
-      f'[{r["ci_low"]:+.4f}, {r["ci_high"]:+.4f}]  {r["p_value"]:.2g}'
-    )
+    rows = [(metric, result[metric])]
+    rows += [(f'  {label}', r) for label, r in result[metric].get(f'by_{_BY.value}', {}).items()]
+    for name, r in rows:
+      print(
+        f'{name:<12} {r["a"]:8.4f} {r["b"]:8.4f} {r["diff"]:+9.4f} {100 * r["relative"]:+6.1f}%  '
+        f'[{r["ci_low"]:+.4f}, {r["ci_high"]:+.4f}]  {r["p_value"]:.2g}  n={r["n"]}'
+      )
   if _OUTPUT.value:
     with open(_OUTPUT.value, 'a') as f:
       f.write(json.dumps(result) + '\n')

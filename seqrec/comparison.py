@@ -25,6 +25,10 @@ class RunRanks:
   targets: np.ndarray  # [P] raw id of the item to predict
   ranks: np.ndarray  # [P] float32 rank of the target in the full catalogue (1 is best)
   sampled_ranks: np.ndarray | None  # [P] rank among the sampled negatives, when evaluated
+  # [P] how much the model had to go on: the items of the user's history before the target
+  # (user-sequence models), of the session before it (session models, baselines)
+  history_length: np.ndarray
+  target_count: np.ndarray  # [P] the target's number of training events (its popularity)
   tie_mode: str
   exclude_seen: bool
   path: str
@@ -37,11 +41,19 @@ def save_test_ranks(
   targets: np.ndarray,
   ranks: np.ndarray,
   sampled_ranks: np.ndarray | None,
+  history_length: np.ndarray,
+  target_count: np.ndarray,
   tie_mode: str,
   exclude_seen: bool,
 ) -> None:
   """Writes `workdir/test_ranks.npz` (arrays as in `RunRanks`; no pickled objects), atomically."""
-  arrays = dict(keys=keys, targets=targets, ranks=np.asarray(ranks, np.float32))
+  arrays = dict(
+    keys=keys,
+    targets=targets,
+    ranks=np.asarray(ranks, np.float32),
+    history_length=np.asarray(history_length, np.int64),
+    target_count=np.asarray(target_count, np.int64),
+  )
   if sampled_ranks is not None:
     arrays['sampled_ranks'] = np.asarray(sampled_ranks, np.float32)
   path = os.path.join(workdir, RANKS_FILE)
@@ -50,24 +62,32 @@ def save_test_ranks(
   os.replace(path + '.tmp', path)
 
 
-def save_event_ranks(workdir: str, events, vocab, event_ranks: np.ndarray, tie_mode: str) -> None:
+def save_event_ranks(
+  workdir: str, events, vocab, event_ranks: np.ndarray, item_counts: np.ndarray, tie_mode: str
+) -> None:
   """`save_test_ranks` for a session evaluation: its targets keyed by their row in the test table.
 
   Args:
     workdir: the run directory.
-    events: the test `Events` (dense item ids).
+    events: the test `Events` (dense item ids, sorted by session and time).
     vocab: the run's `ItemVocab` (dense -> raw item ids).
     event_ranks: [E] each event's rank as a target, NaN for a session's first event (from
       `seqrec.evaluation.rank_sessions` or `seqrec.baselines.evaluate.rank_events`).
+    item_counts: [N] training events of each dense item.
     tie_mode: the evaluation's tie mode.
   """
   rows = np.flatnonzero(~np.isnan(event_ranks))  # [P]
+  offsets = events.session_offsets()
+  session_start = np.repeat(offsets[:-1], np.diff(offsets))  # [E]
+  items = np.asarray(events.item)
   save_test_ranks(
     workdir,
     keys=rows,
-    targets=vocab.decode(np.asarray(events.item)[rows]),
+    targets=vocab.decode(items[rows]),
     ranks=event_ranks[rows],
     sampled_ranks=None,
+    history_length=rows - session_start[rows],
+    target_count=np.asarray(item_counts)[items[rows]],
     tie_mode=tie_mode,
     exclude_seen=False,
   )
@@ -92,6 +112,8 @@ def load_test_ranks(workdir: str) -> RunRanks:
       targets=f['targets'],
       ranks=f['ranks'],
       sampled_ranks=f['sampled_ranks'] if 'sampled_ranks' in f else None,
+      history_length=f['history_length'],
+      target_count=f['target_count'],
       tie_mode=str(f['tie_mode']),
       exclude_seen=bool(f['exclude_seen']),
       path=path,
@@ -179,3 +201,26 @@ def paired_difference(
     'ci_high': float(high),
     'p_value': p_value,
   }
+
+
+def quantile_buckets(values: np.ndarray, n_buckets: int) -> list[tuple[str, np.ndarray]]:
+  """Splits predictions into about equal-sized groups by `values` (e.g. `history_length`).
+
+  Args:
+    values: [P] one number per prediction.
+    n_buckets: the number of groups wanted; fewer come back when values repeat a lot (a value
+      is never split between two groups).
+
+  Returns:
+    `[(label, mask [P] bool), ...]` in increasing order of values, labelled by the range of the
+    values they hold, e.g. `'3-7'`.
+  """
+  values = np.asarray(values)
+  edges = np.unique(np.quantile(values, np.linspace(0.0, 1.0, int(n_buckets) + 1)))
+  which = np.clip(np.searchsorted(edges, values, side='right') - 1, 0, max(len(edges) - 2, 0))
+  buckets = []
+  for b in np.unique(which):
+    mask = which == b
+    low, high = values[mask].min(), values[mask].max()
+    buckets.append((f'{low}' if low == high else f'{low}-{high}', mask))
+  return buckets

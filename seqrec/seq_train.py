@@ -509,6 +509,8 @@ def train_and_evaluate_sequences(config: ml_collections.ConfigDict, workdir: str
     targets=data.item_ids[test.targets[rows]],
     ranks=ranks[rows],
     sampled_ranks=None if sampled_ranks is None else sampled_ranks[rows],
+    history_length=np.diff(data.test_history.offsets)[test.users[rows]],
+    target_count=np.asarray(item_counts)[test.targets[rows]],
     tie_mode=config.eval.tie_mode,
     exclude_seen=bool(config.eval.exclude_seen),
   )

@@ -296,7 +296,8 @@ def build_session_task(config: ml_collections.ConfigDict) -> Task:
 
   def evaluate_test(model, workdir: str) -> dict[str, float]:
     metrics, ranks = evaluation.rank_sessions(model, data.test, **eval_options(config))
-    comparison.save_event_ranks(workdir, data.test, data.vocab, ranks, config.eval.tie_mode)
+    tie_mode = config.eval.tie_mode
+    comparison.save_event_ranks(workdir, data.test, data.vocab, ranks, counts, tie_mode)
     return metrics
 
   return Task(

@@ -40,9 +40,10 @@ class UserRanks:
   scored: np.ndarray
   ranks: np.ndarray
 
-  def keyed(self, user_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """`(keys, targets, ranks)` [P] of the held-out pairs, keyed `'<raw user>:<k>'` for a user's
-    k-th held-out pair in time order (`user_ids` maps the tables' dense user ids to raw ones)."""
+  def keyed(self, user_ids: np.ndarray) -> tuple[np.ndarray, ...]:
+    """`(keys, targets, ranks, positions)` [P] of the held-out pairs, keyed `'<raw user>:<k>'` for
+    a user's k-th held-out pair in time order (`user_ids` maps the tables' dense user ids to raw
+    ones); `positions` is each pair's index within its session (0: the session's first)."""
     steps, slots = np.nonzero(self.scored)  # step-major: each user's pairs in time order
     users = self.user[steps, slots]  # [P]
     order = np.argsort(users, kind='stable')  # by user, each user's pairs still in time order
@@ -50,7 +51,8 @@ class UserRanks:
     k = np.empty(len(users), np.int64)
     k[order] = np.arange(len(users)) - first
     keys = np.array([f'{u}:{i}' for u, i in zip(user_ids[users].tolist(), k.tolist(), strict=True)])
-    return keys, self.schedule.targets[steps, slots], self.ranks[steps, slots]
+    targets, ranks = self.schedule.targets[steps, slots], self.ranks[steps, slots]
+    return keys, targets, ranks, self.position[steps, slots]
 
   def by_user(self) -> dict[int, np.ndarray]:
     """{user id: ranks of the user's held-out targets, in walking (time) order}."""

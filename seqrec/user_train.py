@@ -49,13 +49,16 @@ def evaluate_user_split(model, data, split: str, config: ml_collections.ConfigDi
 def evaluate_user_test(model, data, config: ml_collections.ConfigDict, workdir: str) -> dict:
   """Test metrics, with every held-out target's rank written to `workdir/test_ranks.npz`."""
   metrics, ranks = user_split_ranks(model, data, 'test', config)
-  keys, targets, target_ranks = ranks.keyed(data.user_ids)
+  keys, targets, target_ranks, positions = ranks.keyed(data.user_ids)
+  counts = np.bincount(np.asarray(data.train.item), minlength=data.n_items)
   comparison.save_test_ranks(
     workdir,
     keys=keys,
     targets=data.vocab.decode(targets),
     ranks=target_ranks,
     sampled_ranks=None,
+    history_length=positions + 1,  # the session's items before the target
+    target_count=counts[targets],
     tie_mode=config.eval.tie_mode,
     exclude_seen=False,
   )

@@ -32,7 +32,17 @@ def test_per_prediction_values_average_to_the_evaluators_metrics():
 
 def _ranks(keys, targets, ranks, path, tie_mode='conservative'):
   keys, targets, ranks = np.asarray(keys), np.asarray(targets), np.asarray(ranks, np.float32)
-  return comparison.RunRanks(keys, targets, ranks, None, tie_mode, False, path)
+  context = np.ones(len(keys), np.int64)
+  return comparison.RunRanks(keys, targets, ranks, None, context, context, tie_mode, False, path)
+
+
+def test_quantile_buckets_split_by_value_and_never_split_a_value():
+  values = np.array([1, 1, 1, 1, 2, 3, 5, 8, 13, 21])
+  buckets = comparison.quantile_buckets(values, 2)
+  assert [label for label, _ in buckets] == ['1-2', '3-21']
+  assert sum(mask.sum() for _, mask in buckets) == len(values)
+  (label, mask), *rest = comparison.quantile_buckets(np.full(5, 4), 4)
+  assert (label, mask.all(), rest) == ('4', True, [])  # one value: one group
 
 
 def test_pairing_follows_the_keys_and_refuses_other_predictions():
@@ -69,7 +79,9 @@ def test_compare_script_on_saved_ranks(tmp_path):
   keys, targets = np.arange(1, 401), np.arange(1001, 1401)
   rng = np.random.default_rng(2)
   ranks_a = rng.integers(1, 40, size=400).astype(np.float32)
-  ranks_b = np.maximum(ranks_a - 3, 1)  # B ranks every target a little higher
+  history = np.arange(400) % 8 + 1  # [P] 1..8 items before each target
+  # B ranks every target a little higher, and the ones with long histories a lot higher.
+  ranks_b = np.maximum(ranks_a - np.where(history > 4, 10, 3), 1)
   for name, ranks, order in (('a', ranks_a, slice(None)), ('b', ranks_b, slice(None, None, -1))):
     (tmp_path / name).mkdir()
     comparison.save_test_ranks(
@@ -78,6 +90,8 @@ def test_compare_script_on_saved_ranks(tmp_path):
       targets=targets[order],
       ranks=ranks[order],
       sampled_ranks=None,
+      history_length=history[order],
+      target_count=np.ones(400, np.int64),
       tie_mode='conservative',
       exclude_seen=True,
     )
@@ -103,6 +117,15 @@ def test_compare_script_on_saved_ranks(tmp_path):
   )
   assert again.returncode == 0
   assert json.loads(out.read_text().splitlines()[-1])['ndcg@10'] == row['ndcg@10']
+  # Within groups of predictions by history length: the gain of the long histories is larger.
+  by = subprocess.run(
+    [*command, str(tmp_path / 'b'), '--metrics=ndcg@10', '--by=history_length', '--buckets=2'],
+    capture_output=True,
+    text=True,
+  )
+  assert by.returncode == 0, by.stderr
+  assert '  1-4 ' in by.stdout and '  5-8 ' in by.stdout
+  assert by.stdout.count('n=200') == 2
   missing = subprocess.run([*command, str(tmp_path)], capture_output=True, text=True)
   assert missing.returncode == 2 and 'Traceback' not in missing.stderr
   assert 'test_ranks.npz not found' in missing.stderr

@@ -112,6 +112,13 @@ def test_run_outputs(reference):
   assert len(np.unique(saved.keys)) == len(saved.keys)
   assert np.all(np.isin(saved.targets, ids['item_ids'][1:]))
   assert (saved.tie_mode, saved.exclude_seen) == ('conservative', False)
+  data = load_sequence_data(small_config().data)
+  user_row = {raw: u for u, raw in enumerate(ids['user_ids'].tolist())}
+  dense_item = {raw: i for i, raw in enumerate(ids['item_ids'].tolist()) if i > 0}
+  rows = [user_row[raw] for raw in saved.keys.tolist()]
+  np.testing.assert_array_equal(saved.history_length, np.diff(data.test_history.offsets)[rows])
+  dense_targets = [dense_item[raw] for raw in saved.targets.tolist()]
+  np.testing.assert_array_equal(saved.target_count, data.item_counts[dense_targets])
   for metric in names:
     mean = comparison.per_prediction(saved.ranks, metric).mean()
     assert mean == pytest.approx(result['test'][metric], rel=1e-5, abs=1e-7)

@@ -82,6 +82,10 @@ def test_run_saves_every_test_targets_rank_at_its_event_row(trained_run):
   assert len(saved.keys) == trained_run.result['test']['count']
   assert not np.isin(saved.keys, first_rows).any()  # a session's first event is no target
   np.testing.assert_array_equal(saved.targets, data.vocab.decode(data.test.item[saved.keys]))
+  starts = np.repeat(first_rows, np.diff(data.test.session_offsets()))
+  np.testing.assert_array_equal(saved.history_length, saved.keys - starts[saved.keys])
+  counts = np.bincount(train.training_events(data).item, minlength=data.n_items)
+  np.testing.assert_array_equal(saved.target_count, counts[data.test.item[saved.keys]])
   for metric in ('recall@20', 'mrr@20'):
     mean = comparison.per_prediction(saved.ranks, metric).mean()
     assert mean == pytest.approx(trained_run.result['test'][metric], rel=1e-5), metric

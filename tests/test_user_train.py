@@ -43,6 +43,7 @@ def test_hrnn_run_saves_every_held_out_targets_rank(hrnn_run):
   data = load_user_session_data(config.data)
   assert set(users) <= {str(u) for u in data.user_ids.tolist()}
   assert min(int(p) for p in positions) == 0
+  assert saved.history_length.min() == 1 and np.all(saved.target_count >= 0)
   for metric in ('recall@5', 'mrr@5', 'recall@20'):
     mean = comparison.per_prediction(saved.ranks, metric).mean()
     assert mean == pytest.approx(result['test'][metric], rel=1e-5), metric
