@@ -11,11 +11,11 @@ and B's means, the difference B - A with its relative size, a percentile bootstr
 of the difference (resampling the predictions, `--resamples`, fixed `--seed`) and the p-value of
 a two-sided paired t-test. Pairing removes the variance between users, so it finds differences
 that two unpaired means with overlapping spreads hide. `--sampled` compares the sampled-metric
-ranks instead (runs evaluated with `eval.sampled_n`). `--by=history_length` (the items before
-the target: the user's history, or the session's prefix) or `--by=target_count` (the target's
-training popularity) also compares within `--buckets` quantile groups of the predictions, e.g.
-to see whether B's gain comes from short histories or from long-tail targets. `--output` appends
-the result as a JSON line.
+ranks instead (runs evaluated with the same `eval.sampled_*`). `--by=history_length` (the items
+before the target: the user's history, or the target session's prefix) or `--by=target_count`
+(the target's training popularity) also compares within `--buckets` quantile groups of the
+predictions, e.g. to see whether B's gain comes from short histories or long-tail targets.
+`--output` appends the result as a JSON line.
 """
 
 import json
@@ -38,16 +38,9 @@ _BY = flags.DEFINE_enum(
   'Also compare within groups of predictions: by the history before the target, or by the '
   "target's training popularity.",
 )
-_BUCKETS = flags.DEFINE_integer('buckets', 4, 'Groups for --by (quantiles of its values).')
-
-
-def _load(workdir: str) -> comparison.RunRanks:
-  ranks = comparison.load_test_ranks(workdir)
-  if not _SAMPLED.value:
-    return ranks
-  if ranks.sampled_ranks is None:
-    raise ValueError(f'--sampled: {workdir} was not evaluated with eval.sampled_n > 0')
-  return comparison.RunRanks(**{**vars(ranks), 'ranks': ranks.sampled_ranks})
+_BUCKETS = flags.DEFINE_integer(
+  'buckets', 4, 'Groups for --by (quantiles of its values).', lower_bound=1
+)
 
 
 def compare(side_a: list[str], side_b: list[str]) -> dict:
@@ -56,10 +49,11 @@ def compare(side_a: list[str], side_b: list[str]) -> dict:
   Every run is paired with the first run of A, so all of them must hold the same predictions; a
   side's per-prediction values are the mean over its runs (e.g. its seeds).
   """
-  runs_a, runs_b = [_load(w) for w in side_a], [_load(w) for w in side_b]
+  runs_a = [comparison.load_test_ranks(w) for w in side_a]
+  runs_b = [comparison.load_test_ranks(w) for w in side_b]
   reference = runs_a[0]
-  ranks_a = [comparison.pair(reference, r)[1] for r in runs_a]
-  ranks_b = [comparison.pair(reference, r)[1] for r in runs_b]
+  ranks_a = [comparison.pair(reference, r, _SAMPLED.value)[1] for r in runs_a]
+  ranks_b = [comparison.pair(reference, r, _SAMPLED.value)[1] for r in runs_b]
   result = {'a': side_a, 'b': side_b, 'sampled': _SAMPLED.value}
   groups = []
   if _BY.value:

@@ -93,8 +93,10 @@ def run_sweep():
   if len(points) > 1:
     labels = {sweep.row_label(label, point) for point in points}
     rows = [r for r in sweep.read_rows(output) if r['label'] in labels]
-    if len(rows) < len(runs):  # other workers still running, or runs that failed
-      print(f'\n{len(rows)} of the {len(runs)} runs are in {output} so far.')
+    wanted = {(sweep.row_label(label, point), seed) for point, _, seed in runs}
+    recorded = wanted & {(r['label'], int(r['seed'])) for r in rows}
+    if len(recorded) < len(wanted):  # other workers still running, or runs that failed
+      print(f'\n{len(recorded)} of the {len(wanted)} runs are in {output} so far.')
     print('\nThe points by validation, best first (choose here; read test for the chosen one):')
     print('\n'.join(sweep.ranking(rows)))
 

@@ -27,14 +27,16 @@ class MetricsWriter:
     """Opens the run's metrics; `keep_through_step` drops what a resumed run will log again.
 
     A resumed (or restarted) run passes its checkpoint's step (0 when it has none): epochs logged
-    after the last checkpoint of a killed run are trained again, and so is the final test line
-    of a time-limited run, which shares its last epoch's step. The log keeps the lines before that
-    step and the first line at it (the epoch line of the checkpoint), so every epoch and the
-    final test appear once. A line the kill cut short (the file's last) is dropped. (TensorBoard's
-    event files keep both copies; the later one is the resumed run's.)
+    after the last checkpoint of a killed run are trained again, and the final test line of a
+    finished or time-limited run, which shares its last epoch's step, is written again. The log
+    keeps the lines before that step and, at it, only the epoch line (the one with
+    `train_loss`), so every epoch and the final test appear once. A line the kill cut short (the
+    file's last) is dropped. (TensorBoard's event files keep both copies; the later one is the
+    resumed run's.)
 
     Raises:
-      DataError: a line other than the last is not JSON; the message names the file and line.
+      DataError: a line other than the last is not JSON, or one is not an object with an integer
+        `step`; the message names the file and line.
     """
     os.makedirs(workdir, exist_ok=True)
     self.workdir = workdir
@@ -78,7 +80,7 @@ class MetricsWriter:
 
 def _lines_through(path: str, lines: list[str], step: int) -> list[str]:
   """The lines of a metrics log a run resumed at `step` keeps (see `MetricsWriter`)."""
-  kept, at_step = [], False
+  kept = []
   for number, line in enumerate(lines, start=1):
     try:
       record = json.loads(line)
@@ -87,8 +89,10 @@ def _lines_through(path: str, lines: list[str], step: int) -> list[str]:
         logging.warning('%s: dropped its last line, cut short: %r', path, line[:80])
         break
       raise DataError(f'{path}, line {number}: expected one JSON object per line') from None
-    if record['step'] < step or (record['step'] == step and not at_step):
-      at_step = at_step or record['step'] == step
+    if not isinstance(record, dict) or not isinstance(record.get('step'), int):
+      raise DataError(f'{path}, line {number}: expected a JSON object with an integer "step"')
+    # At the checkpoint's own step only its epoch line stays; a test line there is written again.
+    if record['step'] < step or (record['step'] == step and 'train_loss' in record):
       kept.append(line if line.endswith('\n') else line + '\n')
   return kept
 

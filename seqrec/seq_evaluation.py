@@ -364,7 +364,8 @@ def summarize(sums: dict, sampled: dict | None = None) -> dict[str, float]:
   """The metrics of `rank_targets`' sums, sampled ones under `sampled{n}_{kind}/` keys."""
   metrics = finalize(sums['full'])
   if 'sampled' in sums:
-    prefix = sampled_prefix(sampled['n'], sampled.get('kind', 'uniform'))
+    n, kind, _ = _check(DEFAULT_CUTOFFS, 'conservative', sampled)  # the defaults rank_targets used
+    prefix = sampled_prefix(n, kind)
     metrics.update(
       {f'{prefix}/{k}': v for k, v in finalize(sums['sampled']).items() if k != 'count'}
     )

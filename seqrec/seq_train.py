@@ -242,6 +242,14 @@ def _sampled(config: ml_collections.ConfigDict) -> dict | None:
   return dict(n=int(ev.sampled_n), kind=ev.sampled_kind, seed=int(ev.sampled_seed))
 
 
+def _sampled_protocol(config: ml_collections.ConfigDict) -> str:
+  """`'sampled100_uniform_seed0'`: which sampled negatives a run's sampled metrics used."""
+  sampled = _sampled(config)
+  if sampled is None:
+    return ''
+  return f'{seq_evaluation.sampled_prefix(sampled["n"], sampled["kind"])}_seed{sampled["seed"]}'
+
+
 def evaluate_with_ranks(
   model, split: EvalSplit, config: ml_collections.ConfigDict, item_counts
 ) -> tuple[dict, np.ndarray, np.ndarray | None]:
@@ -513,6 +521,7 @@ def train_and_evaluate_sequences(config: ml_collections.ConfigDict, workdir: str
     target_count=np.asarray(item_counts)[test.targets[rows]],
     tie_mode=config.eval.tie_mode,
     exclude_seen=bool(config.eval.exclude_seen),
+    sampled_protocol=_sampled_protocol(config),
   )
   pop = evaluate(seq_evaluation.PopularityModel(item_counts), test, config, item_counts)
   result = {

@@ -16,8 +16,7 @@ from seqrec.models.sequential import SEQUENCE_MODELS
 
 
 class AxisError(ValueError):
-  """A sweep flag that is malformed: an `--axis` (or one naming no config field, or giving a
-  value of the wrong type) or a `--worker`."""
+  """A malformed sweep flag: an `--axis` (or one naming no field or a wrong type), `--worker`."""
 
 
 def parse_axes(specs: list[str]) -> list[tuple[str, list]]:

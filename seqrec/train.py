@@ -385,7 +385,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   ckpt_every = float(config.checkpoint_every_secs)
   time_limit = float(config.get('time_limit_secs', 0.0))
   out_of_time = False
-  while progress.epoch < int(config.n_epochs):
+  # An early-stopped run stays stopped when its command is re-run (to test it again); a larger
+  # `early_stopping.patience` on the command line trains it on.
+  while progress.epoch < int(config.n_epochs) and not (
+    eval_split == 'valid' and es.patience > 0 and progress.bad_epochs >= es.patience
+  ):
     epoch = progress.epoch
     if progress.chunk == 0:  # the official code starts every epoch from a zero hidden state
       state = task.reset_carry(state)

@@ -41,18 +41,26 @@ class UserRanks:
   ranks: np.ndarray
 
   def keyed(self, user_ids: np.ndarray) -> tuple[np.ndarray, ...]:
-    """`(keys, targets, ranks, positions)` [P] of the held-out pairs, keyed `'<raw user>:<k>'` for
-    a user's k-th held-out pair in time order (`user_ids` maps the tables' dense user ids to raw
-    ones); `positions` is each pair's index within its session (0: the session's first)."""
-    steps, slots = np.nonzero(self.scored)  # step-major: each user's pairs in time order
-    users = self.user[steps, slots]  # [P]
-    order = np.argsort(users, kind='stable')  # by user, each user's pairs still in time order
+    """The held-out pairs keyed so that two runs on the same data pair up.
+
+    Args:
+      user_ids: [U] raw id of each of the tables' dense user ids.
+
+    Returns:
+      `(keys, targets, ranks, positions)`, each [P]: `'<raw user>:<k>'` for a user's k-th
+      held-out pair in time order (sessions in table order, pairs in session order, whatever
+      the slots and batch size), the dense target items, their ranks, and each pair's index
+      within its session (0: the session's first prediction).
+    """
+    steps, slots = np.nonzero(self.scored)
+    users, sessions = self.user[steps, slots], self.schedule.session[steps, slots]  # [P]
+    positions = self.position[steps, slots]
+    order = np.lexsort((positions, sessions, users))  # by user, then time
     first = np.searchsorted(users[order], users[order], side='left')
     k = np.empty(len(users), np.int64)
     k[order] = np.arange(len(users)) - first
     keys = np.array([f'{u}:{i}' for u, i in zip(user_ids[users].tolist(), k.tolist(), strict=True)])
-    targets, ranks = self.schedule.targets[steps, slots], self.ranks[steps, slots]
-    return keys, targets, ranks, self.position[steps, slots]
+    return keys, self.schedule.targets[steps, slots], self.ranks[steps, slots], positions
 
   def by_user(self) -> dict[int, np.ndarray]:
     """{user id: ranks of the user's held-out targets, in walking (time) order}."""

@@ -65,7 +65,9 @@ def evaluate_user_test(model, data, config: ml_collections.ConfigDict, workdir: 
   return metrics
 
 
-def user_split_ranks(model, data, split: str, config: ml_collections.ConfigDict):
+def user_split_ranks(
+  model, data, split: str, config: ml_collections.ConfigDict
+) -> tuple[dict, user_evaluation.UserRanks]:
   """`(metrics, UserRanks)` of `split`, as `evaluate_user_split` describes."""
   hierarchical = config.model == 'hrnn'
   history, held_out = (data.train_tr, data.valid) if split == 'valid' else (data.train, data.test)

@@ -1,5 +1,6 @@
 """Tests of the paired comparison of runs: per-prediction metrics, pairing, bootstrap, t-test."""
 
+import dataclasses
 import json
 import pathlib
 import subprocess
@@ -33,7 +34,18 @@ def test_per_prediction_values_average_to_the_evaluators_metrics():
 def _ranks(keys, targets, ranks, path, tie_mode='conservative'):
   keys, targets, ranks = np.asarray(keys), np.asarray(targets), np.asarray(ranks, np.float32)
   context = np.ones(len(keys), np.int64)
-  return comparison.RunRanks(keys, targets, ranks, None, context, context, tie_mode, False, path)
+  return comparison.RunRanks(
+    keys=keys,
+    targets=targets,
+    ranks=ranks,
+    sampled_ranks=None,
+    sampled_protocol='',
+    history_length=context,
+    target_count=context,
+    tie_mode=tie_mode,
+    exclude_seen=False,
+    path=path,
+  )
 
 
 def test_quantile_buckets_split_by_value_and_never_split_a_value():
@@ -57,6 +69,17 @@ def test_pairing_follows_the_keys_and_refuses_other_predictions():
     comparison.pair(a, _ranks([1, 2, 3], [10, 20, 31], [1, 1, 1], 'b'))
   with pytest.raises(DataError, match='different rules'):
     comparison.pair(a, _ranks([1, 2, 3], [10, 20, 30], [1, 1, 1], 'b', tie_mode='median'))
+  with pytest.raises(DataError, match='sampled metrics need both runs evaluated'):
+    comparison.pair(a, b, sampled=True)
+  protocol = 'sampled100_uniform_seed0'
+  a, b = (
+    dataclasses.replace(r, sampled_ranks=np.ones(3, np.float32), sampled_protocol=protocol)
+    for r in (a, b)
+  )
+  np.testing.assert_array_equal(comparison.pair(a, b, sampled=True)[1], [1, 1, 1])
+  other = dataclasses.replace(b, sampled_protocol='sampled100_popularity_seed0')
+  with pytest.raises(DataError, match='other sampled negatives'):
+    comparison.pair(a, other, sampled=True)
 
 
 def test_paired_difference_finds_a_planted_gain_and_not_a_null_one():
@@ -71,6 +94,11 @@ def test_paired_difference_finds_a_planted_gain_and_not_a_null_one():
   assert result == comparison.paired_difference(a, b, n_resamples=2000, seed=0)  # seeded
   same = comparison.paired_difference(a, a, n_resamples=500)
   assert (same['diff'], same['ci_low'], same['ci_high'], same['p_value']) == (0, 0, 0, 1.0)
+  shifted = comparison.paired_difference(a, a + 0.5, n_resamples=500)  # every user gains 0.5
+  assert shifted['ci_low'] == shifted['ci_high'] == pytest.approx(0.5)
+  assert shifted['p_value'] == 0.0
+  single = comparison.paired_difference(a[:1], b[:1])
+  assert single['n'] == 1 and np.isnan(single['p_value']) and np.isnan(single['ci_low'])
   noise = comparison.paired_difference(a, a + 0.01 * rng.standard_normal(2000), n_resamples=2000)
   assert noise['ci_low'] < 0.0 < noise['ci_high']
 

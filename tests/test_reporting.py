@@ -83,6 +83,13 @@ def test_resume_keeps_the_checkpoints_epoch_line_once_and_drops_a_cut_line(tmp_p
   writer.write(20, {'train_loss': 2.0}, epoch=2)
   writer.close()
   assert [json.loads(line) for line in path.read_text().splitlines()] == lines[:2]
+  # A run that never checkpointed (n_epochs=0: step 0) writes its test line once, not twice.
+  path.write_text(json.dumps({'step': 0, 'epoch': 0, 'test/ndcg@10': 0.1}) + '\n')
+  reporting.MetricsWriter(str(tmp_path), keep_through_step=0).close()
+  assert path.read_text() == ''
+  path.write_text('{"epoch": 1}\n{"step": 2}\n')
+  with pytest.raises(reporting.DataError, match=rf'{path}, line 1: .*integer "step"'):
+    reporting.MetricsWriter(str(tmp_path), keep_through_step=20)
   # A damaged line before the last is not the kill's: named, not dropped silently.
   path.write_text('{"step": 10\n' + json.dumps(lines[1]) + '\n')
   with pytest.raises(reporting.DataError, match=rf'{path}, line 1: expected one JSON object'):

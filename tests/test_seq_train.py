@@ -267,6 +267,7 @@ def test_other_losses_and_evaluation_options(overrides, tmp_path):
     assert key in result['test'] and key in result['popularity_test']
     assert result['test'][key] >= result['test']['ndcg@10']  # 20 negatives are easier than all
     saved = comparison.load_test_ranks(str(tmp_path))
+    assert saved.sampled_protocol == 'sampled20_popularity_seed0'
     sampled_ndcg = comparison.per_prediction(saved.sampled_ranks, 'ndcg@10').mean()
     assert sampled_ndcg == pytest.approx(result['test'][key], rel=1e-5)
 

@@ -207,6 +207,10 @@ def test_validation_early_stopping_tests_the_best_epoch(make_config, tmp_path):
   run = analysis.load_run(str(tmp_path), device='cpu')
   assert train.evaluate(run.model, data.test, config) == result['test']
   assert records[-1]['test/recall@20'] == result['test']['recall@20']
+  # Re-running the command tests the stopped run again: no more training, the same numbers.
+  again = train.train_and_evaluate(config, str(tmp_path))
+  assert (again['epochs'], again['test']) == (result['epochs'], result['test'])
+  assert read_metrics(tmp_path) == records
 
 
 def test_run_outputs(trained_run):
