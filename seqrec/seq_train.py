@@ -259,7 +259,7 @@ def evaluate_with_ranks(
     `(metrics, full [U], sampled [U] or None)`: the ranks of every row of `split` (1 is best;
     rows whose target is 0 hold meaningless values).
   """
-  ev = config.eval
+  ev, sampled = config.eval, _sampled(config)
   full, sampled_ranks, sums = seq_evaluation.rank_targets(
     model,
     split.history,
@@ -268,12 +268,12 @@ def evaluate_with_ranks(
     mode=ev.tie_mode,
     exclude_seen=bool(ev.exclude_seen),
     seen=split.seen,
-    sampled=_sampled(config),
+    sampled=sampled,
     item_counts=item_counts,
     user_block=int(ev.user_block),
     cutoffs=tuple(int(k) for k in ev.cutoffs),
   )
-  return seq_evaluation.summarize(sums, _sampled(config)), full, sampled_ranks
+  return seq_evaluation.summarize(sums, sampled), full, sampled_ranks
 
 
 def evaluate(model, split: EvalSplit, config: ml_collections.ConfigDict, item_counts) -> dict:

@@ -50,7 +50,7 @@ def evaluate_user_test(model, data, config: ml_collections.ConfigDict, workdir: 
   """Test metrics, with every held-out target's rank written to `workdir/test_ranks.npz`."""
   metrics, ranks = user_split_ranks(model, data, 'test', config)
   keys, targets, target_ranks, positions = ranks.keyed(data.user_ids)
-  counts = np.bincount(np.asarray(data.train.item), minlength=data.n_items)
+  counts = data.item_counts  # of `train`, the history before the test sessions
   comparison.save_test_ranks(
     workdir,
     keys=keys,

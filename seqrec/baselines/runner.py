@@ -7,7 +7,6 @@ import os
 import time
 
 import ml_collections
-import numpy as np
 from absl import logging
 
 from seqrec import comparison, reporting, train
@@ -70,7 +69,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
   t_eval = time.perf_counter()
   test, event_ranks = rank_events(baseline, data.test, data.n_items, desc='test', **options)
   test_seconds = time.perf_counter() - t_eval
-  counts = np.bincount(np.asarray(train_events.item), minlength=data.n_items)
+  counts = data.item_counts_for(train_events)
   comparison.save_event_ranks(workdir, data.test, data.vocab, event_ranks, counts, options['mode'])
   pop = train.popularity_metrics(data, data.test, options['cutoffs'], options['mode'])
   result = {
