@@ -4,8 +4,9 @@
       --config.n_epochs=4 --output=experiments/benchmarks.jsonl
 
 Training speed is the median events/s of epochs 2.. (epoch 1 includes compilation); evaluation
-speed is measured on a second pass over the test set (the first one compiles). One JSON line is
-appended to --output with the date, device, config summary and both rates.
+speed is measured on a second pass over the test set (the first one compiles), at the config's
+`eval.batch_size` and at each of `--eval_batch_sizes` (the numbers do not depend on it; the speed
+does). One JSON line is appended to --output with the date, device, config summary and the rates.
 """
 
 import datetime
@@ -17,20 +18,30 @@ import jax
 from absl import app, flags
 from ml_collections import config_flags
 
-from seqrec import cli, reporting, train
+from seqrec import cli, evaluation, reporting, train
 from seqrec.data import load_session_data
 from seqrec.models import build_model
 
 _CONFIG = config_flags.DEFINE_config_file('config', None, 'Config file.', lock_config=True)
 _OUTPUT = flags.DEFINE_string('output', 'experiments/benchmarks.jsonl', 'JSON lines file.')
 _LABEL = flags.DEFINE_string('label', '', 'Free-text label stored with the result.')
+_EVAL_BATCH_SIZES = flags.DEFINE_list(
+  'eval_batch_sizes', [], 'Further evaluation batch sizes to time (comma-separated).'
+)
 flags.mark_flags_as_required(['config'])
+flags.register_validator(
+  'eval_batch_sizes',
+  lambda values: all(v.isdigit() and int(v) > 0 for v in values),
+  message='--eval_batch_sizes: expected comma-separated positive integers',
+)
 
 
-def eval_rate(config, model, events) -> float:
-  train.evaluate(model, events, config)  # compile
+def eval_rate(config, model, events, batch_size: int) -> float:
+  """Predictions/s of a second full-catalogue pass over `events` at `batch_size` slots."""
+  options = dict(train.eval_options(config), batch_size=batch_size)
+  evaluation.evaluate_sessions(model, events, **options)  # compile
   t0 = time.perf_counter()
-  metrics = train.evaluate(model, events, config)
+  metrics = evaluation.evaluate_sessions(model, events, **options)
   return metrics['count'] / (time.perf_counter() - t0)
 
 
@@ -57,8 +68,11 @@ def main(argv):
     'epochs': int(config.n_epochs),
     'steps_per_call': int(config.steps_per_call),
     'train_events_per_sec': result['train_events_per_sec_median'],
-    'eval_events_per_sec': eval_rate(config, model, data.test),
+    'eval_events_per_sec': eval_rate(config, model, data.test, int(config.eval.batch_size)),
     'eval_batch_size': int(config.eval.batch_size),
+    'eval_events_per_sec_by_batch': {
+      str(b): eval_rate(config, model, data.test, b) for b in map(int, _EVAL_BATCH_SIZES.value)
+    },
     'test': result['test'],
   }
   line = json.dumps(record)
