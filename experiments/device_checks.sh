@@ -70,7 +70,7 @@ ML1M="$D/ml1m_sasrec/ml-1m.txt"
 BENCH="experiments/benchmark.py --output=$OUT/benchmarks.jsonl"
 
 # Issue 2: the four speed anchors (training at three settings; evaluation comes with each, and
-# the diginetica one also times evaluation at batches 256 and 1024: same numbers, other step counts).
+# the diginetica one also times evaluation at batches 256 and 1024: same numbers, other steps).
 step bench-rsc15-b32 60 "$PY" $BENCH $RSC --config.n_epochs=3 --label=rsc15-100k-xe-100u-b32 $G
 step bench-digi-b128 60 "$PY" $BENCH $DIGI --config.n_epochs=3 --label=diginetica-bprmax-512u-b128 \
   --eval_batch_sizes=256,1024 $G
