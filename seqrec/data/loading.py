@@ -110,6 +110,10 @@ class DataOptions:
       raise DataError(
         f'{data_flag("format", self.format)} needs --config.data.train_path (the input file)'
       )
+    if self.format == 'synthetic':
+      for name in ('train_path', 'test_path', 'valid_path', 'train_tr_path'):
+        if getattr(self, name):
+          raise DataError(unread_path(name, getattr(self, name), self.format, FORMATS))
     if self.train_tr_path and not self.valid_path:
       raise DataError(
         f'{data_flag("train_tr_path", self.train_tr_path)} is only used together with '
@@ -147,6 +151,15 @@ class DataOptions:
     if self.name:
       return self.name
     return 'synthetic' if self.format == 'synthetic' else Path(self.train_path).stem
+
+
+def unread_path(field: str, value: str, fmt: str, formats: tuple[str, ...]) -> str:
+  """The error for a file given to synthetic data, which would otherwise go silently unread."""
+  file_formats = ', '.join(f for f in formats if f != fmt)
+  return (
+    f'{data_flag(field, value)} is not read with {data_flag("format", fmt)}: set '
+    f"--config.data.format to the file's format ({file_formats}), or leave the path empty"
+  )
 
 
 def options_from_config(cls, cfg):

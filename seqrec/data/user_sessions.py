@@ -278,6 +278,8 @@ class UserDataOptions:
       raise DataError(
         f'{data_flag("format", self.format)} needs --config.data.train_path (the input file)'
       )
+    if self.format == 'user_synthetic' and self.train_path:
+      raise DataError(loading.unread_path('train_path', self.train_path, self.format, USER_FORMATS))
     if self.session_gap_seconds <= 0:
       raise DataError(
         f'{data_flag("session_gap_seconds", self.session_gap_seconds)}: expected a positive gap'

@@ -136,6 +136,13 @@ def test_config_errors(write):
     load_session_data(dict(format='yoochoose'))
   with pytest.raises(DataError, match='absent.tsv: file not found'):
     load_session_data(dict(format='gru4rec_tsv', train_path='absent.tsv', cache_dir='unused'))
+  # A file given to synthetic data would be silently unread: the error names it and the formats.
+  with pytest.raises(
+    DataError,
+    match=r"test_path='t\.tsv' is not read with --config\.data\.format='synthetic': set "
+    r'--config\.data\.format to .*\(gru4rec_tsv, .*session_lines\)',
+  ):
+    load_session_data(dict(format='synthetic', test_path='t.tsv'))
 
 
 def test_empty_test_split_names_file(write):

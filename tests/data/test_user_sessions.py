@@ -440,6 +440,11 @@ def test_config_errors(write):
     load_user_session_data(dict(format='user_synthetic', min_sessions_per_user=0))
   with pytest.raises(DataError, match='max_sessions_per_user'):
     load_user_session_data(dict(format='user_synthetic', max_sessions_per_user=3))
+  with pytest.raises(
+    DataError,
+    match=r"train_path='u\.inter' is not read with .*\(recbole_inter, lastfm_1k, cosmetics\)",
+  ):
+    load_user_session_data(dict(format='user_synthetic', train_path='u.inter'))
   path = write('few.inter', 'user_id:token\titem_id:token\ttimestamp:float\n' + _inter_rows())
   with pytest.raises(DataError, match=r'few\.inter: the input split is empty'):
     load_user_session_data(dict(format='recbole_inter', train_path=path))
