@@ -587,12 +587,13 @@ class SequenceDataOptions:
       raise DataError(
         f'{data_flag("format", self.format)} needs --config.data.path (the input file)'
       )
-    if self.format == 'synthetic':
-      for name in ('path', 'split_dir'):
-        if getattr(self, name):
-          raise DataError(
-            loading.unread_path(name, getattr(self, name), self.format, SEQUENCE_FORMATS)
-          )
+    if self.format == 'synthetic' and self.path:
+      raise DataError(loading.unread_path('path', self.path, self.format, SEQUENCE_FORMATS))
+    if self.split_dir and self.format != 'gsasrec_split':
+      raise DataError(
+        f'{data_flag("split_dir", self.split_dir)} is only read with '
+        f"--config.data.format='gsasrec_split', not {data_flag('format', self.format)}"
+      )
     for name in ('min_item_support', 'min_user_length'):
       if getattr(self, name) < 0:
         raise DataError(f'{data_flag(name, getattr(self, name))}: expected >= 0 (0 = no filter)')
