@@ -34,6 +34,8 @@ from seqrec.data.errors import DataError, data_flag
 from seqrec.data.events import Events, ItemVocab, count_items
 from seqrec.data.session_data import SessionData
 
+# The option fields that name input files.
+_PATH_FIELDS = ('train_path', 'test_path', 'valid_path', 'train_tr_path')
 FORMATS = ('gru4rec_tsv', 'yoochoose', 'diginetica', 'retailrocket', 'session_lines', 'synthetic')
 _UNTIMED_FORMATS = ('session_lines',)  # `time` is the position in the file.
 _PROCESSED_FORMATS = ('gru4rec_tsv',)  # `preprocess` defaults to False for these.
@@ -111,7 +113,7 @@ class DataOptions:
         f'{data_flag("format", self.format)} needs --config.data.train_path (the input file)'
       )
     if self.format == 'synthetic':
-      for name in ('train_path', 'test_path', 'valid_path', 'train_tr_path'):
+      for name in _PATH_FIELDS:
         if getattr(self, name):
           raise DataError(unread_path(name, getattr(self, name), self.format, FORMATS))
     if self.train_tr_path and not self.valid_path:
@@ -144,8 +146,7 @@ class DataOptions:
   def input_paths(self) -> list[str]:
     if self.format == 'synthetic':
       return []
-    paths = (self.train_path, self.test_path, self.valid_path, self.train_tr_path)
-    return [path for path in paths if path]
+    return [getattr(self, name) for name in _PATH_FIELDS if getattr(self, name)]
 
   def dataset_name(self) -> str:
     if self.name:
