@@ -16,9 +16,9 @@ with probability 0.2, and the scores pass through BERT's output transform (dense
 LayerNorm) and add a per-item bias, where K&V score the encoder output directly.
 
 Expected (full-catalogue ranking, leave-one-out test, seen items excluded): published NDCG@10
-0.1537 (`ndcg@10` in the result). seqrec, CPU, validated every 2 epochs, seeds 0 and 1:
-0.1544 +- 0.0023 (0.1528 and 0.1561), Recall@10 0.2795 +- 0.0035, best validation at epochs
-196 and 200 (experiments/sequential/README.md).
+0.1537 (`ndcg@10` in the result). seqrec, CPU, validated every 2 epochs, seeds 0, 1 and 2:
+0.1553 +- 0.0022 (0.1528, 0.1561 and 0.1569), Recall@10 0.2794 +- 0.0025, best validation at
+epochs 196, 200 and 196 (experiments/sequential/README.md).
 
     python -m seqrec.main --config=seqrec/configs/bert4rec_ml1m.py --workdir=runs/bert4rec_ml1m
 """
