@@ -13,6 +13,7 @@ latest record of each (data, label, seed) counts.
 """
 
 import collections
+import difflib
 import json
 import sys
 
@@ -94,6 +95,27 @@ def table(
   return '\n'.join(lines)
 
 
+def check_metrics(records: list[dict], metrics: list[str]) -> None:
+  """Raises ValueError naming `--metrics` when a column is a field of none of the records.
+
+  A mistyped metric (`test/ndcg@11`) would otherwise fill its column with '–' for every row.
+  """
+  numeric = sorted(
+    {
+      k
+      for r in records
+      for k, v in r.items()
+      if isinstance(v, (int, float)) and not isinstance(v, bool) and k != 'seed'
+    }
+  )
+  for m in metrics:
+    if any(m in r for r in records):
+      continue
+    close = difflib.get_close_matches(m, numeric, n=3)
+    hint = f'did you mean {", ".join(close)}?' if close else f'numeric fields: {", ".join(numeric)}'
+    raise ValueError(f'--metrics: {m!r} is a field of none of the {len(records)} records; {hint}')
+
+
 def load_reference(value: str) -> dict | None:
   """`--reference`: None when empty, the contents of a `.json` file, or inline JSON."""
   if not value:
@@ -116,6 +138,7 @@ def main(argv):
     raise app.UsageError('expected one or more JSON-lines results files after the flags')
   try:
     records = [r for path in argv[1:] for r in reporting.read_json_lines(path)]
+    check_metrics(records, _METRICS.value)
     reference = load_reference(_REFERENCE.value)
   except (OSError, ValueError) as e:  # DataError and json's errors are ValueErrors
     print(f'error: {e}', file=sys.stderr)

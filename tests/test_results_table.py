@@ -79,3 +79,17 @@ def test_a_bad_reference_names_the_flag(results_table):
     results_table.load_reference('{"a": ')
   with pytest.raises(ValueError, match=r'--reference=.*expected JSON \{label: \{metric: value\}\}'):
     results_table.load_reference('{"a": 0.5}')
+
+
+def test_a_metric_no_record_has_names_the_flag_and_the_nearest_fields(results_table):
+  results_table.check_metrics(RECORDS, ['test/recall@20', 'fit_seconds'])  # each is in a record
+  with pytest.raises(
+    ValueError, match=r"--metrics: 'test/recall@200' .*did you mean test/recall@20"
+  ):
+    results_table.check_metrics(RECORDS, ['test/recall@20', 'test/recall@200'])
+  with pytest.raises(
+    ValueError, match=r"'seed' is a field of none.*; numeric fields: fit_seconds, test/recall@20$"
+  ):
+    results_table.check_metrics(
+      [{k: v for k, v in r.items() if k != 'seed'} for r in RECORDS], ['seed']
+    )
