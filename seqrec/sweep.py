@@ -88,7 +88,8 @@ def point_config(config: ml_collections.ConfigDict, point: dict) -> ml_collectio
 
   Raises:
     AxisError: naming the axis whose field does not exist or whose value has the wrong type.
-    seqrec.train.ConfigError: a value the trainer rejects, naming the field.
+    seqrec.train.ConfigError: a value the trainer rejects, naming the field (and the grid point,
+      when the grid has axes).
   """
   config = config.copy_and_resolve_references()
   for field, value in point.items():
@@ -105,10 +106,14 @@ def point_config(config: ml_collections.ConfigDict, point: dict) -> ml_collectio
       config.update_from_flattened_dict({field: value})
     except (KeyError, AttributeError, TypeError) as e:
       raise AxisError(f'--axis {field}={value!r}: {e}') from None
-  if config.model in SEQUENCE_MODELS:
-    seq_train.validate_sequence_config(config)
-  else:
-    train.validate_config(config)
+  try:
+    if config.model in SEQUENCE_MODELS:
+      seq_train.validate_sequence_config(config)
+    else:
+      train.validate_config(config)
+  except train.ConfigError as e:  # say which point of the grid carries the bad value
+    where = f'at the grid point {point_name(point)}: ' if point else ''
+    raise train.ConfigError(f'{where}{e}') from None
   return config
 
 

@@ -61,8 +61,11 @@ def test_point_configs_are_checked_before_anything_runs():
     sweep.point_config(config, {'learning_rate.x': 8})
   with pytest.raises(sweep.AxisError, match='learning_rate'):
     sweep.point_config(config, {'learning_rate': 'fast'})
-  with pytest.raises(ConfigError, match='batch_size'):
+  with pytest.raises(ConfigError, match=r'^at the grid point batch_size=0: --config.batch_size=0'):
     sweep.point_config(config, {'batch_size': 0})
+  config.unlock().learning_rate = -1.0  # a bad value of the config itself: no point to name
+  with pytest.raises(ConfigError, match=r'^--config.learning_rate=-1.0: expected a positive'):
+    sweep.point_config(config, {})
 
 
 def test_run_directories_and_labels():
