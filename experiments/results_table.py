@@ -100,17 +100,17 @@ def check_metrics(records: list[dict], metrics: list[str]) -> None:
 
   A mistyped metric (`test/ndcg@11`) would otherwise fill its column with '–' for every row.
   """
-  numeric = sorted(
-    {
-      k
-      for r in records
-      for k, v in r.items()
-      if isinstance(v, (int, float)) and not isinstance(v, bool) and k != 'seed'
-    }
-  )
   for m in metrics:
     if any(m in r for r in records):
       continue
+    numeric = sorted(
+      {
+        k
+        for r in records
+        for k, v in r.items()
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and k != 'seed'
+      }
+    )
     close = difflib.get_close_matches(m, numeric, n=3)
     hint = f'did you mean {", ".join(close)}?' if close else f'numeric fields: {", ".join(numeric)}'
     raise ValueError(f'--metrics: {m!r} is a field of none of the {len(records)} records; {hint}')

@@ -111,9 +111,10 @@ def point_config(config: ml_collections.ConfigDict, point: dict) -> ml_collectio
       seq_train.validate_sequence_config(config)
     else:
       train.validate_config(config)
-  except train.ConfigError as e:  # say which point of the grid carries the bad value
-    where = f'at the grid point {point_name(point)}: ' if point else ''
-    raise train.ConfigError(f'{where}{e}') from None
+  except train.ConfigError as e:
+    if not point:
+      raise
+    raise train.ConfigError(f'at the grid point {point_name(point)}: {e}') from None
   return config
 
 
