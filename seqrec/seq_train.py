@@ -130,6 +130,11 @@ def validate_sequence_config(config: ml_collections.ConfigDict) -> None:
   )
   scoring = ('auto', 'gather', 'catalog')
   check(config.get('negative_scoring', 'auto') in scoring, 'negative_scoring', f'one of {scoring}')
+  check(
+    int(config.get('negative_score_chunk', 0)) >= 0,
+    'negative_score_chunk',
+    'a non-negative number of positions (0 = no chunks)',
+  )
   check(float(config.learning_rate) > 0, 'learning_rate', 'a positive number')
   check(0.0 <= float(config.adam_b1) < 1.0, 'adam_b1', 'a number in [0, 1)')
   check(0.0 <= float(config.adam_b2) < 1.0, 'adam_b2', 'a number in [0, 1)')

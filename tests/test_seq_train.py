@@ -386,10 +386,12 @@ def test_catalog_scoring_of_negatives_equals_gathering_their_rows(model_name, lo
   batch = {k: jnp.asarray(v[:8]) for k, v in seq_train.build_examples(config, data).items()}
   exclude = jnp.concatenate([batch['inputs'], batch.get('targets', batch['inputs'][:, :0])], 1)
   outputs = {}
-  for scoring in ('gather', 'catalog'):
-    config.negative_scoring = scoring
+  # 'chunked': the catalogue products over chunks of 5 positions, those without a target skipped.
+  for scoring, chunk in (('gather', 0), ('catalog', 0), ('chunked', 5)):
+    config.negative_scoring = 'gather' if scoring == 'gather' else 'catalog'
+    config.negative_score_chunk = chunk
     cfg = seq_train_step.step_config(config, data.n_items)
-    assert cfg.negative_scoring == scoring
+    assert cfg.negative_scoring == config.negative_scoring and cfg.score_chunk == chunk
     loss_fn = seq_train_step.make_loss(cfg, data.n_items)
 
     def objective(p, loss_fn=loss_fn):
@@ -399,10 +401,12 @@ def test_catalog_scoring_of_negatives_equals_gathering_their_rows(model_name, lo
       return total / n
 
     outputs[scoring] = jax.value_and_grad(objective)(params)
-  (value_g, grad_g), (value_c, grad_c) = outputs['gather'], outputs['catalog']
-  np.testing.assert_allclose(value_c, value_g, rtol=1e-5)
-  for a, b in zip(jax.tree.leaves(grad_c), jax.tree.leaves(grad_g), strict=True):
-    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+  value_g, grad_g = outputs['gather']
+  for scoring in ('catalog', 'chunked'):
+    value_c, grad_c = outputs[scoring]
+    np.testing.assert_allclose(value_c, value_g, rtol=1e-5)
+    for a, b in zip(jax.tree.leaves(grad_c), jax.tree.leaves(grad_g), strict=True):
+      np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
 
 
 def test_auto_negative_scoring_picks_the_catalog_for_many_negatives():
@@ -421,6 +425,7 @@ def test_auto_negative_scoring_picks_the_catalog_for_many_negatives():
     ('n_negatives', -1, 'count'),
     ('negative_reduction', 'max', 'one of'),
     ('negative_scoring', 'dense', 'one of'),
+    ('negative_score_chunk', -1, 'non-negative'),
     ('loss_scale', 0.0, 'positive factor'),
     ('gbce_eps', 0.5, 'small probability'),
     ('learning_rate', 0.0, 'positive'),

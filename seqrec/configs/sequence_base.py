@@ -49,6 +49,9 @@ def get_config() -> ml_collections.ConfigDict:
   # 'catalog' one matmul against the whole output table then pick the K columns, or 'auto'
   # (catalog when the K negatives are at least 1/16 of the catalogue). Same numbers either way.
   config.negative_scoring = 'auto'
+  # Catalogue scoring in chunks of this many target positions, skipping the chunks of padding
+  # (about half of ML-1M's positions at max_len 200); 0 = one product over all B x P positions.
+  config.negative_score_chunk = 0
   # Adam; weight_decay is L2 added to the gradient (torch.optim.Adam's weight_decay), not AdamW.
   config.learning_rate = 1e-3
   config.adam_b1 = 0.9
