@@ -129,8 +129,7 @@ def make_loss(cfg: StepConfig, n_items: int) -> Callable:
     elif cfg.negative_scoring == 'catalog':
       scores = model.score_catalog(h)  # [B, P or 1, N+1]
       scores = jnp.broadcast_to(scores, targets.shape + scores.shape[-1:])  # [B, P, N+1]
-      pos = jnp.take_along_axis(scores, targets[..., None], axis=-1)[..., 0]  # [B, P]
-      neg = jnp.take_along_axis(scores, negatives, axis=-1)  # [B, P, K]
+      pos, neg = _pick_scores(scores, targets, negatives)  # [B, P], [B, P, K]
     else:
       pos = model.score_items(h, targets[..., None])[..., 0]  # [B, P]
       neg = model.score_items(h, negatives)  # [B, P, K]
@@ -139,6 +138,14 @@ def make_loss(cfg: StepConfig, n_items: int) -> Callable:
     return loss_fn(pos, neg, mask, **kwargs)
 
   return loss
+
+
+def _pick_scores(
+  scores: jax.Array, targets: jax.Array, negatives: jax.Array
+) -> tuple[jax.Array, jax.Array]:
+  """scores [..., N+1], targets [...], negatives [..., K] -> (target [...], negative [..., K])."""
+  pos = jnp.take_along_axis(scores, targets[..., None], axis=-1)[..., 0]
+  return pos, jnp.take_along_axis(scores, negatives, axis=-1)
 
 
 def _score_live_chunks(
@@ -165,7 +172,7 @@ def _score_live_chunks(
   live = jnp.arange(n_chunks * chunk) < jnp.sum(flat_targets > 0)  # [C*S]
   xs = (
     h[order].reshape(n_chunks, chunk, -1),  # [C, S, D]
-    jnp.where(live, flat_targets[order], 0).reshape(n_chunks, chunk),  # [C, S]
+    flat_targets[order].reshape(n_chunks, chunk),  # [C, S]
     negatives.reshape(b * p, k)[order].reshape(n_chunks, chunk, k),  # [C, S, K]
     live.reshape(n_chunks, chunk),  # [C, S]
   )
@@ -174,9 +181,7 @@ def _score_live_chunks(
     h_c, t_c, n_c, live_c = x
 
     def score():
-      scores = model.score_catalog(h_c)  # [S, N+1]
-      pos = jnp.take_along_axis(scores, t_c[:, None], axis=-1)[:, 0]  # [S]
-      return pos, jnp.take_along_axis(scores, n_c, axis=-1)  # [S], [S, K]
+      return _pick_scores(model.score_catalog(h_c), t_c, n_c)  # [S], [S, K]
 
     def skip():
       return jax.tree.map(lambda a: jnp.zeros(a.shape, a.dtype), jax.eval_shape(score))
