@@ -13,6 +13,7 @@
 #   gsasrec_metrics.jsonl  its per-epoch metrics (validation curve)
 #   fidelity.jsonl       GRU4Rec fidelity rows, 3 seeds each (experiments/gru4rec_fidelity/results.jsonl)
 #   profile_b512.json    per-kernel device time of the batch-512 GRU4Rec step (experiments/profile.py)
+#   profile_sasrec.json  the same for SASRec's training step at the paper's settings (if time is left)
 # A step that would start with less time left than its estimate is skipped, and the log says so.
 # STEPS="name ..." runs only the named steps (names as in the log, e.g. STEPS="env gsasrec" for a
 # second call that gives gSASRec the rest of the device time); GSASREC_SECS sets gSASRec's
@@ -107,4 +108,9 @@ step fidelity-digi 90 "$PY" experiments/seeds.py $DIGI --seeds=0,1,2 \
 step bench-digi-b512-unroll4 60 "$PY" $BENCH $DIGI --config.n_epochs=3 --config.batch_size=512 \
   --config.scan_unroll=4 \
   --label=diginetica-bprmax-512u-b512-unroll4 $G
+
+# Issue 3: where SASRec's step spends its time (last: only if the budget still allows).
+step profile-sasrec 60 "$PY" experiments/profile.py --config=seqrec/configs/sasrec_ml1m.py \
+  --config.data.path="$ML1M" --what=train --chunks=2 --out="$RUNS/profile_sasrec" $S
+cp "$RUNS/profile_sasrec/summary.json" "$OUT/profile_sasrec.json" 2>/dev/null
 echo "== done, $(left) s of the budget left" | tee -a "$LOG"

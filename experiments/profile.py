@@ -1,16 +1,19 @@
-"""Where a GRU4Rec training chunk or evaluation pass spends its time: a profiler trace, summed.
+"""Where a training chunk or evaluation pass of a config spends its time: a profiler trace, summed.
 
     python experiments/profile.py --config=seqrec/configs/gru4rec_rsc15_100k.py \
       --config.data.train_path=$D/yoochoose-clicks-100k_train_full.txt \
       --config.data.test_path=$D/yoochoose-clicks-100k_test.txt --what=train --chunks=4 \
       --out=/tmp/profile
+    python experiments/profile.py --config=seqrec/configs/sasrec_ml1m.py \
+      --config.data.path=$D/ml-1m.txt --what=train --chunks=2 --out=/tmp/profile_sasrec
 
 Compiles first, then traces `--chunks` compiled training calls (or one evaluation pass of the test
-set) with `jax.profiler`. Prints the kernels (on a GPU) or XLA operations (on a CPU) that take the
-most time, how often each runs per training step, and how much of the wall time the device was busy
-at all: a low share means the step is bound by launches and loop overhead, not arithmetic. The
-summary is written to `--out/summary.json`; the trace itself (Perfetto / TensorBoard format) is
-under `--out/plugins/profile/`.
+set: for a user-sequence model, a full-catalogue ranking of every test user) with `jax.profiler`.
+Prints the kernels (on a GPU) or XLA operations (on a CPU) that take the most time, how often each
+runs per training step, and how much of the wall time the device was busy at all: a low share means
+the step is bound by launches and loop overhead, not arithmetic. The summary is written to
+`--out/summary.json`; the trace itself (Perfetto / TensorBoard format) is under
+`--out/plugins/profile/`.
 """
 
 import collections
@@ -26,7 +29,10 @@ from absl import app, flags
 from flax import nnx
 from ml_collections import config_flags
 
-from seqrec import cli, train
+from seqrec import cli, seq_train, sharding, train
+from seqrec.data import sequence_batches
+from seqrec.models import sequential
+from seqrec.models.sequential import SEQUENCE_MODELS
 
 _CONFIG = config_flags.DEFINE_config_file('config', None, 'Config file.', lock_config=True)
 _WHAT = flags.DEFINE_enum('what', 'train', ['train', 'eval'], 'What to trace.')
@@ -107,14 +113,13 @@ def _trace(run, out: str) -> tuple[float, str]:
   return wall, path
 
 
-def main(argv):
-  del argv
-  config = _CONFIG.value
+def session_runner(config, what: str, chunks: int):
+  """GRU4Rec / HRNN: (run, units, n_units) with `run()` tracing `chunks` calls or one test pass."""
   task = train.build_session_task(config)
   steps_per_call = int(config.steps_per_call)
   state = task.state
 
-  if _WHAT.value == 'train':
+  if what == 'train':
 
     def call(c, state):
       start = jnp.int32((c % task.n_chunks) * steps_per_call)
@@ -126,21 +131,70 @@ def main(argv):
 
     def run():
       s = holder['state']
-      for c in range(1, _CHUNKS.value + 1):
+      for c in range(1, chunks + 1):
         s, out = call(c, s)
       jax.block_until_ready(out)
       holder['state'] = s
 
-    units, n_units = 'steps', _CHUNKS.value * steps_per_call
-  else:
-    model = nnx.merge(task.graphdef, state.tables, state.dense)
-    task.evaluate(model, 'test')  # compile
+    return run, 'steps', chunks * steps_per_call
+
+  model = nnx.merge(task.graphdef, state.tables, state.dense)
+  task.evaluate(model, 'test')  # compile
+
+  def run_eval():
+    task.evaluate(model, 'test')
+
+  return run_eval, 'evaluation passes', 1
+
+
+def sequence_runner(config, what: str, chunks: int):
+  """SASRec & co.: the same on one epoch's batches, or a full-catalogue ranking of test users."""
+  seq_train.validate_sequence_config(config)
+  task = seq_train.build_sequence_task(config)
+  steps_per_call = int(config.steps_per_call)
+  state = sharding.replicate(task.state, task.mesh)
+
+  if what == 'train':
+    key = jax.random.fold_in(jax.random.PRNGKey(int(config.seed)), 2)
+    indices, ok = sequence_batches.epoch_batches(
+      key, task.n_examples, int(config.batch_size), steps_per_call
+    )  # [S, B] each
+    order = sharding.shard_schedule({'indices': indices, 'ok': ok}, task.mesh)
+    n_chunks = order['indices'].shape[0] // steps_per_call
+
+    def call(c, state):
+      start = jnp.int32((c % n_chunks) * steps_per_call)
+      return task.chunk_fn(state, task.examples, order['indices'], order['ok'], start)
+
+    state, stats = call(0, state)  # compile
+    jax.block_until_ready(stats)
+    holder = {'state': state}
 
     def run():
-      task.evaluate(model, 'test')
+      s = holder['state']
+      for c in range(1, chunks + 1):
+        s, out = call(c, s)
+      jax.block_until_ready(out)
+      holder['state'] = s
 
-    units, n_units = 'evaluation passes', 1
+    return run, 'steps', chunks * steps_per_call
 
+  model = nnx.merge(task.graphdef, state.params, state.others)
+  split = seq_train.eval_split(task.data, 'test', sequential.history_length(config))
+  counts = task.data.item_counts
+
+  def run_eval():
+    seq_train.evaluate(model, split, config, counts)
+
+  run_eval()  # compile
+  return run_eval, 'evaluation passes', 1
+
+
+def main(argv):
+  del argv
+  config = _CONFIG.value
+  runner = sequence_runner if config.model in SEQUENCE_MODELS else session_runner
+  run, units, n_units = runner(config, _WHAT.value, _CHUNKS.value)
   wall, path = _trace(run, _OUT.value)
   summary = summarize_trace(path)
   summary.update(

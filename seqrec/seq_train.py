@@ -18,6 +18,7 @@ import json
 import os
 import re
 import time
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -348,6 +349,51 @@ def _median_rate(progress: Progress) -> float:
   return float(np.median(rates)) if rates else float('nan')
 
 
+@dataclasses.dataclass
+class SequenceTask:
+  """What training a sequence config needs, built once: data, fresh state and the compiled chunk.
+
+  `chunk_fn(state, examples, indices, ok, start)` runs `config.steps_per_call` update steps on the
+  batches `indices[start:start + steps_per_call]` of an epoch (`sequence_batches.epoch_batches`)
+  and returns `(state, [loss sum, positions])`; `state` is donated.
+  """
+
+  data: SequenceData
+  graphdef: nnx.GraphDef
+  state: seq_train_step.TrainState  # freshly initialised from `config.seed`, not yet replicated
+  mesh: jax.sharding.Mesh
+  examples: dict[str, jax.Array]  # replicated over the mesh, leading example axis
+  n_examples: int
+  chunk_fn: Callable
+
+
+def build_sequence_task(config: ml_collections.ConfigDict) -> SequenceTask:
+  """Loads `config.data` and builds `config.model`, its optimizer state and training chunk."""
+  data = load_sequence_data(config.data)
+  logging.info('data %s: %s', data.name, data.stats())
+  model = build_model(config, data.n_items, data.n_users)
+  graphdef = nnx.split(model, nnx.Param, ...)[0]
+  step_cfg = seq_train_step.step_config(config, data.n_items)
+  tx = seq_train_step.make_optimizer(step_cfg)
+  state = seq_train_step.init_state(model, tx, int(config.seed))
+  # Data parallelism: batch rows split over the mesh, examples and the state replicated.
+  from seqrec.train import make_mesh  # noqa: PLC0415 (train dispatches to this module)
+
+  mesh = make_mesh(config)
+  examples = sharding.replicate(build_examples(config, data), mesh)
+  return SequenceTask(
+    data=data,
+    graphdef=graphdef,
+    state=state,
+    mesh=mesh,
+    examples=examples,
+    n_examples=int(next(iter(examples.values())).shape[0]),
+    chunk_fn=seq_train_step.make_train_chunk(
+      graphdef, step_cfg, data.n_items, int(config.steps_per_call)
+    ),
+  )
+
+
 def train_and_evaluate_sequences(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """Trains the sequence model `config.model` on `config.data` and evaluates it in `workdir`.
 
@@ -366,22 +412,10 @@ def train_and_evaluate_sequences(config: ml_collections.ConfigDict, workdir: str
   validate_sequence_config(config)
   os.makedirs(workdir, exist_ok=True)
   t_start = time.perf_counter()
-  data = load_sequence_data(config.data)
-  logging.info('data %s: %s', data.name, data.stats())
-  model = build_model(config, data.n_items, data.n_users)
-  graphdef = nnx.split(model, nnx.Param, ...)[0]
-  step_cfg = seq_train_step.step_config(config, data.n_items)
-  tx = seq_train_step.make_optimizer(step_cfg)
-  state = seq_train_step.init_state(model, tx, int(config.seed))
-  del model
+  task = build_sequence_task(config)
+  data, graphdef, state, mesh = task.data, task.graphdef, task.state, task.mesh
+  examples, n_examples, chunk_fn = task.examples, task.n_examples, task.chunk_fn
   batch_size, steps_per_call = int(config.batch_size), int(config.steps_per_call)
-  # Data parallelism: batch rows split over the mesh, examples and the state replicated.
-  from seqrec.train import make_mesh  # noqa: PLC0415 (train dispatches to this module)
-
-  mesh = make_mesh(config)
-  examples = sharding.replicate(build_examples(config, data), mesh)
-  n_examples = int(next(iter(examples.values())).shape[0])
-  chunk_fn = seq_train_step.make_train_chunk(graphdef, step_cfg, data.n_items, steps_per_call)
   max_len = sequential.history_length(config)
   valid = eval_split(data, 'valid', max_len)
   has_valid = valid.n_targets > 0

@@ -1,6 +1,7 @@
-"""Tests of experiments/profile.py's trace summary on hand-made Perfetto traces."""
+"""Tests of experiments/profile.py: the trace summary (on hand-made traces) and the runners."""
 
 import gzip
+import importlib
 import json
 
 import pytest
@@ -60,3 +61,31 @@ def test_cpu_trace_sums_xla_operations_without_runtime_wrappers(profile, tmp_pat
   assert summary['timeline'].startswith('host XLA threads')
   assert [op['name'] for op in summary['ops']] == ['dot.2', 'sort.1']
   assert summary['busy_us'] == 70
+
+
+@pytest.mark.parametrize(
+  ('config_name', 'model', 'what'),
+  [
+    ('test', None, 'train'),
+    ('test', None, 'eval'),
+    ('sequence_test', 'sasrec', 'train'),
+    ('sequence_test', 'bert4rec', 'eval'),
+  ],
+)
+def test_runners_trace_compiled_calls_of_session_and_sequence_configs(
+  profile, tmp_path, config_name, model, what
+):
+  config = importlib.import_module(f'seqrec.configs.{config_name}').get_config()
+  if model:
+    config.model = model
+  runner = profile.sequence_runner if config_name == 'sequence_test' else profile.session_runner
+  run, units, n_units = runner(config, what, 2)
+  if what == 'train':
+    assert (units, n_units) == ('steps', 2 * int(config.steps_per_call))
+  else:
+    assert (units, n_units) == ('evaluation passes', 1)
+  wall, path = profile._trace(run, str(tmp_path))
+  summary = profile.summarize_trace(path)
+  assert wall > 0 and summary['busy_us'] > 0
+  assert len(summary['ops']) >= 5  # XLA operations of the compiled calls
+  run()  # again: a training run keeps the state its donated calls returned
