@@ -113,6 +113,26 @@ def _trace(run, out: str) -> tuple[float, str]:
   return wall, path
 
 
+def _training_run(call, state, chunks: int):
+  """Compiles `call(0, state)`; returns `run()`, which makes calls 1..chunks carrying the state.
+
+  `call(c, state) -> (state, stats)` runs compiled chunk `c` and donates `state`, so each run
+  starts from the state the previous one returned.
+  """
+  state, stats = call(0, state)  # compile
+  jax.block_until_ready(stats)
+  holder = {'state': state}
+
+  def run():
+    s = holder['state']
+    for c in range(1, chunks + 1):
+      s, out = call(c, s)
+    jax.block_until_ready(out)
+    holder['state'] = s
+
+  return run
+
+
 def session_runner(config, what: str, chunks: int):
   """GRU4Rec / HRNN: (run, units, n_units) with `run()` tracing `chunks` calls or one test pass."""
   task = train.build_session_task(config)
@@ -125,18 +145,7 @@ def session_runner(config, what: str, chunks: int):
       start = jnp.int32((c % task.n_chunks) * steps_per_call)
       return task.chunk_fn(state, task.arrays, start)
 
-    state, stats = call(0, state)  # compile
-    jax.block_until_ready(stats)
-    holder = {'state': state}
-
-    def run():
-      s = holder['state']
-      for c in range(1, chunks + 1):
-        s, out = call(c, s)
-      jax.block_until_ready(out)
-      holder['state'] = s
-
-    return run, 'steps', chunks * steps_per_call
+    return _training_run(call, state, chunks), 'steps', chunks * steps_per_call
 
   model = nnx.merge(task.graphdef, state.tables, state.dense)
   task.evaluate(model, 'test')  # compile
@@ -166,18 +175,7 @@ def sequence_runner(config, what: str, chunks: int):
       start = jnp.int32((c % n_chunks) * steps_per_call)
       return task.chunk_fn(state, task.examples, order['indices'], order['ok'], start)
 
-    state, stats = call(0, state)  # compile
-    jax.block_until_ready(stats)
-    holder = {'state': state}
-
-    def run():
-      s = holder['state']
-      for c in range(1, chunks + 1):
-        s, out = call(c, s)
-      jax.block_until_ready(out)
-      holder['state'] = s
-
-    return run, 'steps', chunks * steps_per_call
+    return _training_run(call, state, chunks), 'steps', chunks * steps_per_call
 
   model = nnx.merge(task.graphdef, state.params, state.others)
   split = seq_train.eval_split(task.data, 'test', sequential.history_length(config))
