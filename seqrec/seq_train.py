@@ -415,6 +415,7 @@ def train_and_evaluate_sequences(config: ml_collections.ConfigDict, workdir: str
   task = build_sequence_task(config)
   data, graphdef, state, mesh = task.data, task.graphdef, task.state, task.mesh
   examples, n_examples, chunk_fn = task.examples, task.n_examples, task.chunk_fn
+  del task  # `state` is donated below: no second reference keeps the initial buffers alive
   batch_size, steps_per_call = int(config.batch_size), int(config.steps_per_call)
   max_len = sequential.history_length(config)
   valid = eval_split(data, 'valid', max_len)
