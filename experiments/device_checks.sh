@@ -14,6 +14,7 @@
 #   fidelity.jsonl       GRU4Rec fidelity rows, 3 seeds each (experiments/gru4rec_fidelity/results.jsonl)
 #   profile_b512.json    per-kernel device time of the batch-512 GRU4Rec step (experiments/profile.py)
 #   profile_sasrec.json  the same for SASRec's training step at the paper's settings (if time is left)
+#                        (benchmarks.jsonl also gets gSASRec's speed at two scoring chunk sizes, last)
 # A step that would start with less time left than its estimate is skipped, and the log says so.
 # STEPS="name ..." runs only the named steps (names as in the log, e.g. STEPS="env gsasrec" for a
 # second call that gives gSASRec the rest of the device time); GSASREC_SECS sets gSASRec's
@@ -113,4 +114,13 @@ step bench-digi-b512-unroll4 60 "$PY" $BENCH $DIGI --config.n_epochs=3 --config.
 step profile-sasrec 60 "$PY" experiments/profile.py --config=seqrec/configs/sasrec_ml1m.py \
   --config.data.path="$ML1M" --what=train --chunks=2 --out="$RUNS/profile_sasrec" $S
 cp "$RUNS/profile_sasrec/summary.json" "$OUT/profile_sasrec.json" 2>/dev/null
+
+# Issue 3: gSASRec's step with its catalogue scored in chunks of 1,024 (the config, chosen on a
+# 2-core CPU) against one product: which is faster on this GPU (the same numbers either way).
+for chunk in 1024 0; do
+  step "bench-gsasrec-chunk$chunk" 60 "$PY" experiments/benchmark_sequences.py \
+    --config=seqrec/configs/gsasrec_ml1m.py --config.data.path="$ML1M" --config.n_epochs=3 \
+    --config.eval.every_epochs=1000 --config.negative_score_chunk=$chunk \
+    --output="$OUT/benchmarks.jsonl" --label=gsasrec-ml1m-chunk$chunk $S
+done
 echo "== done, $(left) s of the budget left" | tee -a "$LOG"
