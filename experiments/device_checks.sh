@@ -116,7 +116,7 @@ step profile-sasrec 60 "$PY" experiments/profile.py --config=seqrec/configs/sasr
 cp "$RUNS/profile_sasrec/summary.json" "$OUT/profile_sasrec.json" 2>/dev/null
 
 # Issue 3: gSASRec's step with its catalogue scored in chunks of 1,024 (the config, chosen on a
-# 2-core CPU) against one product: which is faster on this GPU (the same numbers either way).
+# 2-core CPU) against one product: which is faster on this GPU (the loss is the same either way).
 for chunk in 1024 0; do
   step "bench-gsasrec-chunk$chunk" 60 "$PY" experiments/benchmark_sequences.py \
     --config=seqrec/configs/gsasrec_ml1m.py --config.data.path="$ML1M" --config.n_epochs=3 \
