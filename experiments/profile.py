@@ -53,7 +53,7 @@ def _merged_length(intervals: list[tuple[float, float]]) -> float:
 
 
 # Host-side events of the CPU runtime that wrap or mark XLA operations rather than being one.
-_CPU_WRAPPERS = ('ThunkExecutor', 'SlinkyThreadPool', 'end: ', 'while')
+_CPU_WRAPPERS = ('ThunkExecutor', 'SlinkyThreadPool', 'ThreadpoolListener', 'end: ', 'while')
 
 
 def summarize_trace(path: str) -> dict:

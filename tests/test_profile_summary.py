@@ -53,6 +53,7 @@ def test_cpu_trace_sums_xla_operations_without_runtime_wrappers(profile, tmp_pat
   events += [
     _x(1, 1, 'sort.1', 0, 500),  # the Python thread is not an XLA thread
     _x(1, 2, 'ThunkExecutor::Execute', 0, 400),
+    _x(1, 3, 'ThreadpoolListener::StartRegion', 60, 0),  # the thread pool's zero-length markers
     _x(1, 2, 'while.3', 10, 300),
     _x(1, 2, 'sort.1', 20, 30),
     _x(1, 3, 'dot.2', 60, 40),
