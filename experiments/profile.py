@@ -30,7 +30,6 @@ from flax import nnx
 from ml_collections import config_flags
 
 from seqrec import cli, seq_train, sharding, train
-from seqrec.data import sequence_batches
 from seqrec.models import sequential
 from seqrec.models.sequential import SEQUENCE_MODELS
 
@@ -158,22 +157,16 @@ def session_runner(config, what: str, chunks: int):
 
 def sequence_runner(config, what: str, chunks: int):
   """SASRec & co.: the same on one epoch's batches, or a full-catalogue ranking of test users."""
-  seq_train.validate_sequence_config(config)
   task = seq_train.build_sequence_task(config)
-  steps_per_call = int(config.steps_per_call)
+  steps_per_call = task.steps_per_call
   state = sharding.replicate(task.state, task.mesh)
 
   if what == 'train':
-    key = jax.random.fold_in(jax.random.PRNGKey(int(config.seed)), 2)
-    indices, ok = sequence_batches.epoch_batches(
-      key, task.n_examples, int(config.batch_size), steps_per_call
-    )  # [S, B] each
-    order = sharding.shard_schedule({'indices': indices, 'ok': ok}, task.mesh)
-    n_chunks = order['indices'].shape[0] // steps_per_call
+    indices, ok, n_chunks = task.epoch_schedule(0)  # [S, B] each: the first epoch's batches
 
     def call(c, state):
       start = jnp.int32((c % n_chunks) * steps_per_call)
-      return task.chunk_fn(state, task.examples, order['indices'], order['ok'], start)
+      return task.chunk_fn(state, task.examples, indices, ok, start)
 
     return _training_run(call, state, chunks), 'steps', chunks * steps_per_call
 

@@ -353,22 +353,42 @@ def _median_rate(progress: Progress) -> float:
 class SequenceTask:
   """What training a sequence config needs, built once: data, fresh state and the compiled chunk.
 
-  `chunk_fn(state, examples, indices, ok, start)` runs `config.steps_per_call` update steps on the
-  batches `indices[start:start + steps_per_call]` of an epoch (`sequence_batches.epoch_batches`)
-  and returns `(state, [loss sum, positions])`; `state` is donated.
+  `chunk_fn(state, examples, indices, ok, start)` runs `steps_per_call` update steps on the
+  batches `indices[start:start + steps_per_call]` of an epoch (`epoch_schedule`) and returns
+  `(state, [loss sum, positions])`; `state` is donated.
   """
 
   data: SequenceData
   graphdef: nnx.GraphDef
-  state: seq_train_step.TrainState  # freshly initialised from `config.seed`, not yet replicated
+  # Freshly initialised from `config.seed`, not yet replicated (None once a caller took it).
+  state: seq_train_step.TrainState | None
   mesh: jax.sharding.Mesh
   examples: dict[str, jax.Array]  # replicated over the mesh, leading example axis
   n_examples: int
   chunk_fn: Callable
+  batch_size: int
+  steps_per_call: int
+  epoch_key: jax.Array  # epoch e's batches are drawn with fold_in(epoch_key, e)
+
+  def epoch_schedule(self, epoch: int) -> tuple[jax.Array, jax.Array, int]:
+    """Epoch `epoch`'s batches, placed on the mesh: `(indices, ok, n_chunks)`, [S, B] each."""
+    indices, ok = sequence_batches.epoch_batches(
+      jax.random.fold_in(self.epoch_key, epoch),
+      self.n_examples,
+      self.batch_size,
+      self.steps_per_call,
+    )  # [S, B] each
+    order = sharding.shard_schedule({'indices': indices, 'ok': ok}, self.mesh)
+    return order['indices'], order['ok'], indices.shape[0] // self.steps_per_call
 
 
 def build_sequence_task(config: ml_collections.ConfigDict) -> SequenceTask:
-  """Loads `config.data` and builds `config.model`, its optimizer state and training chunk."""
+  """Checks `config`, loads `config.data` and builds the model, its optimizer state and chunk.
+
+  Raises:
+    seqrec.train.ConfigError: on a bad config value (naming the flag), before the data is read.
+  """
+  validate_sequence_config(config)
   data = load_sequence_data(config.data)
   logging.info('data %s: %s', data.name, data.stats())
   model = build_model(config, data.n_items, data.n_users)
@@ -381,6 +401,7 @@ def build_sequence_task(config: ml_collections.ConfigDict) -> SequenceTask:
 
   mesh = make_mesh(config)
   examples = sharding.replicate(build_examples(config, data), mesh)
+  steps_per_call = int(config.steps_per_call)
   return SequenceTask(
     data=data,
     graphdef=graphdef,
@@ -388,9 +409,10 @@ def build_sequence_task(config: ml_collections.ConfigDict) -> SequenceTask:
     mesh=mesh,
     examples=examples,
     n_examples=int(next(iter(examples.values())).shape[0]),
-    chunk_fn=seq_train_step.make_train_chunk(
-      graphdef, step_cfg, data.n_items, int(config.steps_per_call)
-    ),
+    chunk_fn=seq_train_step.make_train_chunk(graphdef, step_cfg, data.n_items, steps_per_call),
+    batch_size=int(config.batch_size),
+    steps_per_call=steps_per_call,
+    epoch_key=jax.random.fold_in(jax.random.PRNGKey(int(config.seed)), 2),
   )
 
 
@@ -409,14 +431,12 @@ def train_and_evaluate_sequences(config: ml_collections.ConfigDict, workdir: str
     seqrec.train.ConfigError: on a bad config value (naming the flag), before anything runs.
     seqrec.checkpointing.CheckpointMismatchError: when `workdir` holds another run.
   """
-  validate_sequence_config(config)
-  os.makedirs(workdir, exist_ok=True)
   t_start = time.perf_counter()
   task = build_sequence_task(config)
-  data, graphdef, state, mesh = task.data, task.graphdef, task.state, task.mesh
-  examples, n_examples, chunk_fn = task.examples, task.n_examples, task.chunk_fn
-  del task  # `state` is donated below: no second reference keeps the initial buffers alive
-  batch_size, steps_per_call = int(config.batch_size), int(config.steps_per_call)
+  os.makedirs(workdir, exist_ok=True)
+  data, graphdef, mesh = task.data, task.graphdef, task.mesh
+  examples, chunk_fn, steps_per_call = task.examples, task.chunk_fn, task.steps_per_call
+  state, task.state = task.state, None  # donated below: no second reference keeps its buffers
   max_len = sequential.history_length(config)
   valid = eval_split(data, 'valid', max_len)
   has_valid = valid.n_targets > 0
@@ -459,19 +479,13 @@ def train_and_evaluate_sequences(config: ml_collections.ConfigDict, workdir: str
   last_write = time.perf_counter()
   unsaved_best = None
 
-  epoch_key = jax.random.fold_in(jax.random.PRNGKey(int(config.seed)), 2)
   es, n_epochs = config.early_stopping, int(config.n_epochs)
   time_limit = float(config.get('time_limit_secs', 0.0))
   out_of_time = False
   first_epoch = progress.epoch
   while progress.epoch < n_epochs and not progress.stopped:
     epoch = progress.epoch
-    indices, ok = sequence_batches.epoch_batches(
-      jax.random.fold_in(epoch_key, epoch), n_examples, batch_size, steps_per_call
-    )  # [S, B] each
-    order = sharding.shard_schedule({'indices': indices, 'ok': ok}, mesh)
-    indices, ok = order['indices'], order['ok']
-    n_chunks = indices.shape[0] // steps_per_call
+    indices, ok, n_chunks = task.epoch_schedule(epoch)  # [S, B] each
     bar = _Progress(n_chunks, f'epoch {epoch + 1}/{n_epochs}')
     t0 = time.perf_counter()
     pending = []
