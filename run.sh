@@ -2,7 +2,9 @@
 # seqrec set-up and entry point.
 #   ./run.sh              create .venv, install seqrec, run the default experiment
 #                         (GRU4Rec vs popularity on built-in synthetic sessions, ~2 min on 2 CPU cores)
-#   ./run.sh test [ARGS]  the same set-up, then lint + the test suite (ARGS go to pytest)
+#   ./run.sh test [ARGS]  the same set-up, then lint + the test suite (ARGS go to pytest), one
+#                         pytest-xdist worker per core up to 4 (SEQREC_TEST_WORKERS=N to choose,
+#                         0 for one process); each test file stays on one worker
 #   ./run.sh main ARGS    any `python -m seqrec.main` command line, e.g.
 #                         ./run.sh main --config=seqrec/configs/test.py --workdir=runs/smoke
 set -euo pipefail
@@ -29,7 +31,9 @@ case "$cmd" in
     ;;
   test)
     "$VENV/bin/ruff" check seqrec tests experiments
-    exec "$VENV/bin/python" -m pytest -q "$@"
+    cores="$(nproc 2>/dev/null || echo 1)"
+    workers="${SEQREC_TEST_WORKERS:-$((cores < 4 ? cores : 4))}"
+    exec "$VENV/bin/python" -m pytest -q -n "$workers" --dist loadfile "$@"
     ;;
   main)
     exec "$VENV/bin/python" -m seqrec.main "$@"
