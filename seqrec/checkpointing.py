@@ -5,6 +5,7 @@ by the pytree paths of the live state, so restoring needs only a template of the
 (built from the config) and a mismatch is reported by name instead of failing deep in orbax.
 """
 
+import json
 import os
 from typing import Any
 
@@ -15,6 +16,84 @@ import orbax.checkpoint as ocp
 
 class CheckpointMismatchError(ValueError):
   """A checkpoint does not fit the model/config/dataset it is restored into."""
+
+
+# Config fields a rerun of a workdir may change and still resume it: how long it trains and how
+# often it saves, the devices it runs on, how much it scores at once (the same numbers), and where
+# the data lies where the checkpoint's fingerprint covers the data's content. Any other change
+# (seed, loss, learning rate, ...) makes it another run, which needs its own workdir.
+RERUN_MAY_CHANGE = frozenset(
+  {
+    'n_epochs',
+    'time_limit_secs',
+    'checkpoint_every_secs',
+    'early_stopping.patience',
+    'num_devices',
+    'scan_unroll',
+    'negative_score_chunk',
+    'negative_scoring',
+    'eval.batch_size',
+    'eval.item_chunk',
+    'eval.steps_per_call',
+    'eval.user_block',
+    'data.cache_dir',
+    'data.path',
+    'data.split_dir',
+  }
+)
+
+
+def _dotted(tree: dict, prefix: str = '') -> dict[str, Any]:
+  out = {}
+  for key, value in tree.items():
+    if isinstance(value, dict):
+      out.update(_dotted(value, f'{prefix}{key}.'))
+    else:
+      out[f'{prefix}{key}'] = value
+  return out
+
+
+def config_changes(saved: dict, current: dict) -> list[str]:
+  """The fields of `current` that differ from `saved` and may not change on a rerun.
+
+  Both are JSON-normalised config dicts (`json.loads(config.to_json())`). A field only one of them
+  has (added to or removed from seqrec after the run started) is not a change.
+
+  Returns:
+    `--config.field=value (the workdir's: value)` per changed field, sorted by field.
+  """
+  old, new = _dotted(saved), _dotted(current)
+  return [
+    f"--config.{key}={new[key]!r} (the workdir's: {old[key]!r})"
+    for key in sorted(old.keys() & new.keys())
+    if key not in RERUN_MAY_CHANGE and old[key] != new[key]
+  ]
+
+
+def check_rerun_config(workdir: str, config) -> None:
+  """Refuses to resume `workdir` under a config that makes it another run.
+
+  Args:
+    workdir: a run directory holding a checkpoint and the `config.json` it was started with.
+    config: the rerun's `ml_collections.ConfigDict`.
+
+  Raises:
+    CheckpointMismatchError: naming every changed flag with the workdir's value.
+  """
+  path = os.path.join(workdir, 'config.json')
+  try:
+    with open(path) as f:
+      saved = json.load(f)
+  except (OSError, ValueError):
+    return  # nothing to compare with; the fingerprint still guards the checkpoint's structure
+  changes = config_changes(saved, json.loads(config.to_json()))
+  if changes:
+    raise CheckpointMismatchError(
+      f'--workdir={workdir} holds a checkpoint of a different run, started with other values of '
+      f'{len(changes)} flag(s): {"; ".join(changes)}. Resuming would train on under the old '
+      "settings. Use a fresh --workdir, or rerun with the workdir's values (its config.json); "
+      f'only {", ".join(sorted(RERUN_MAY_CHANGE))} may change on a rerun.'
+    )
 
 
 def _flatten(tree: Any) -> dict[str, np.ndarray]:

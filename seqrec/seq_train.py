@@ -447,12 +447,16 @@ def train_and_evaluate_sequences(config: ml_collections.ConfigDict, workdir: str
   fp = fingerprint(config, data)
   meta = ckpts.restore_meta('latest')
   if meta is not None:
-    if meta.get('fingerprint') != fp:
+    try:
+      if meta.get('fingerprint') != fp:
+        raise checkpointing.CheckpointMismatchError(
+          f'--workdir={workdir} holds a checkpoint of a different run: {meta.get("fingerprint")} '
+          f'vs this config/dataset {fp}. Use a fresh --workdir.'
+        )
+      checkpointing.check_rerun_config(workdir, config)
+    except checkpointing.CheckpointMismatchError:
       ckpts.close()
-      raise checkpointing.CheckpointMismatchError(
-        f'--workdir={workdir} holds a checkpoint of a different run: {meta.get("fingerprint")} '
-        f'vs this config/dataset {fp}. Use a fresh --workdir.'
-      )
+      raise
     state, meta = ckpts.restore('latest', state)
     progress = Progress(**meta['progress'])
     # Stopping is judged with this run's patience: a rerun with a larger one (or 0) trains on.

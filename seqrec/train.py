@@ -360,6 +360,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
         f'--workdir={workdir} holds a checkpoint of a different run: {meta.get("fingerprint")} '
         f'vs this config/dataset {fp}. Use a fresh --workdir.'
       )
+    checkpointing.check_rerun_config(workdir, config)
     state, meta = ckpts.restore('latest', state)
     progress = Progress(**meta['progress'])
     state = sharding.place_state(state, make_mesh(config))

@@ -249,6 +249,14 @@ def test_checkpoint_of_another_run_is_refused(reference, tmp_path):
   ).read_text()
 
 
+def test_rerun_with_another_seed_is_refused(reference, tmp_path):
+  workdir = tmp_path / 'run'
+  shutil.copytree(reference.workdir, workdir)
+  with pytest.raises(checkpointing.CheckpointMismatchError, match='--config.seed=1'):
+    seq_train.train_and_evaluate_sequences(small_config(seed=1), str(workdir))
+  assert (workdir / 'config.json').read_text() == (reference.workdir / 'config.json').read_text()
+
+
 def test_options_added_later_keep_older_checkpoints_resumable():
   data = load_sequence_data(small_config().data)
   old = small_config()

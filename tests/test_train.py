@@ -247,6 +247,33 @@ def test_run_outputs(trained_run):
 
 
 @pytest.mark.parametrize(
+  'key, value', [('seed', 1), ('loss', 'bpr-max'), ('learning_rate', 0.2), ('n_sample', 4)]
+)
+def test_rerun_with_other_training_settings_is_refused(
+  trained_run, make_config, tmp_path, key, value
+):
+  """Settings the checkpoint's shapes do not reveal still make another run: resuming the workdir
+  under them would silently report the old run's numbers as the new settings'."""
+  workdir = tmp_path / 'run'
+  shutil.copytree(trained_run.workdir, workdir)
+  with pytest.raises(checkpointing.CheckpointMismatchError, match='different run') as info:
+    train.train_and_evaluate(make_config(**{key: value}), str(workdir))
+  assert f'--config.{key}={value!r}' in str(info.value)
+  assert str(workdir) in str(info.value)
+  assert (workdir / 'config.json').read_text() == (trained_run.workdir / 'config.json').read_text()
+
+
+def test_config_changes_name_the_flags_a_rerun_may_not_change():
+  saved = {'seed': 0, 'n_epochs': 3, 'eval': {'cutoffs': [20], 'batch_size': 64}, 'old': 1}
+  current = {'seed': 2, 'n_epochs': 9, 'eval': {'cutoffs': [10, 20], 'batch_size': 8}, 'new': 1}
+  assert checkpointing.config_changes(saved, current) == [
+    "--config.eval.cutoffs=[10, 20] (the workdir's: [20])",
+    "--config.seed=2 (the workdir's: 0)",
+  ]
+  assert checkpointing.config_changes(saved, saved) == []
+
+
+@pytest.mark.parametrize(
   'overrides', [{'layers': (8,)}, {'data': {'synthetic_items': 250}}], ids=['layers', 'dataset']
 )
 def test_checkpoint_of_another_config_is_rejected(trained_run, make_config, tmp_path, overrides):
