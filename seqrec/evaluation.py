@@ -20,6 +20,11 @@ def _check_mode(mode: str) -> None:
     raise ValueError(f'Unknown tie mode {mode!r}; valid modes: {", ".join(MODES)}.')
 
 
+def nan_ranks_ahead(scores: jax.Array, target_score: jax.Array) -> jax.Array:
+  """`scores > target_score` (broadcast), true as well where either side is NaN."""
+  return (scores > target_score) | jnp.isnan(scores) | jnp.isnan(target_score)
+
+
 def _count_vs_target(
   scores: jax.Array, target_score: jax.Array, col_valid: jax.Array | None = None
 ) -> tuple[jax.Array, jax.Array]:
@@ -32,9 +37,10 @@ def _count_vs_target(
 
   Returns:
     ``(n_greater, n_equal)``, both [B] int32. ``n_equal`` includes the target itself
-    when it is among the counted columns.
+    when it is among the counted columns. A NaN score (a diverged model) ranks ahead of
+    the target, and a NaN target ranks behind every item, so NaNs never pass for hits.
   """
-  greater = scores > target_score[:, None]  # [B, K]
+  greater = nan_ranks_ahead(scores, target_score[:, None])  # [B, K]
   equal = scores == target_score[:, None]  # [B, K]
   if col_valid is not None:
     greater = greater & col_valid[None, :]

@@ -10,7 +10,14 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from seqrec.evaluation import MODES, finalize, metric_sums, ranks_from_counts, ranks_from_scores
+from seqrec.evaluation import (
+  MODES,
+  finalize,
+  metric_sums,
+  nan_ranks_ahead,
+  ranks_from_counts,
+  ranks_from_scores,
+)
 
 SAMPLED_KINDS = ('uniform', 'popularity')
 DEFAULT_CUTOFFS = (1, 5, 10, 20)
@@ -182,7 +189,7 @@ def _ranking_fn(
     negatives = draw_negatives(shared['key'], rows, allowed, weights, n_sampled)  # [B, n]
     target_score = jnp.take_along_axis(scores, targets[:, None], axis=1)  # [B, 1]
     neg_scores = jnp.take_along_axis(scores, negatives, axis=1)  # [B, n]
-    n_greater = jnp.sum(neg_scores > target_score, axis=1, dtype=jnp.int32)
+    n_greater = jnp.sum(nan_ranks_ahead(neg_scores, target_score), axis=1, dtype=jnp.int32)
     n_equal = jnp.sum(neg_scores == target_score, axis=1, dtype=jnp.int32) + 1  # + the target
     return full, ranks_from_counts(n_greater, n_equal, mode)
 

@@ -136,7 +136,9 @@ def validate_sequence_config(config: ml_collections.ConfigDict) -> None:
     'negative_score_chunk',
     'a non-negative number of positions (0 = no chunks)',
   )
-  check(float(config.learning_rate) > 0, 'learning_rate', 'a positive number')
+  check(
+    0 < float(config.learning_rate) < float('inf'), 'learning_rate', 'a positive, finite number'
+  )
   check(0.0 <= float(config.adam_b1) < 1.0, 'adam_b1', 'a number in [0, 1)')
   check(0.0 <= float(config.adam_b2) < 1.0, 'adam_b2', 'a number in [0, 1)')
   check(float(config.weight_decay) >= 0, 'weight_decay', 'a non-negative L2 coefficient')
@@ -152,13 +154,13 @@ def validate_sequence_config(config: ml_collections.ConfigDict) -> None:
     'batch_size',
     f'a multiple of --config.num_devices={devices} (each device takes an equal share)',
   )
-  from seqrec.train import check_run_timing  # noqa: PLC0415 (train dispatches to this module)
+  from seqrec.train import check_run_timing, positive_ints  # noqa: PLC0415 (train imports this)
 
   check_run_timing(config, check)
   ev = config.eval
   check(ev.tie_mode in evaluation.MODES, 'eval.tie_mode', f'one of {evaluation.MODES}')
   check(
-    len(ev.cutoffs) > 0 and all(int(k) > 0 for k in ev.cutoffs),
+    positive_ints(ev.cutoffs),
     'eval.cutoffs',
     'a non-empty tuple of positive K, e.g. "(1,5,10,20)"',
   )
@@ -431,6 +433,8 @@ def train_and_evaluate_sequences(config: ml_collections.ConfigDict, workdir: str
     seqrec.train.ConfigError: on a bad config value (naming the flag), before anything runs.
     seqrec.checkpointing.CheckpointMismatchError: when `workdir` holds another run.
   """
+  from seqrec.train import check_finite_training  # noqa: PLC0415 (train dispatches to this module)
+
   t_start = time.perf_counter()
   task = build_sequence_task(config)
   os.makedirs(workdir, exist_ok=True)
@@ -508,8 +512,10 @@ def train_and_evaluate_sequences(config: ml_collections.ConfigDict, workdir: str
     progress.epoch_positions.append(positions)
     progress.epoch_warm.append(epoch > first_epoch)  # this process compiled in its first epoch
     progress.epoch += 1
+    train_loss = float(totals[0] / max(totals[1], 1))
+    check_finite_training(train_loss, state, progress.epoch, config, workdir)
     scalars = {
-      'train_loss': float(totals[0] / max(totals[1], 1)),
+      'train_loss': train_loss,
       'train_positions_per_sec': positions / seconds,
       'epoch_seconds': seconds,
     }

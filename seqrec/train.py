@@ -2,6 +2,7 @@
 
 import dataclasses
 import hashlib
+import math
 import os
 import time
 from collections.abc import Callable
@@ -92,8 +93,47 @@ class ConfigError(ValueError):
   """A config value that cannot work; the message names the `--config.` flag."""
 
 
-# What a bad config, input file or workdir raises. Each message names the flag, file or directory,
-# so the entry points print it as one line instead of a traceback.
+class TrainingDivergedError(ConfigError):
+  """Training produced a non-finite loss: its settings (mostly the learning rate) do not work."""
+
+
+def check_finite_training(
+  loss: float, state, epoch: int, config: ml_collections.ConfigDict, workdir: str
+) -> None:
+  """Stops a run whose epoch loss or training state is NaN or infinite, instead of testing a
+  broken model (NaN scores would rank every target last).
+
+  Raises:
+    TrainingDivergedError: naming the epoch, the learning rate and the workdir.
+  """
+  leaves = [x for x in jax.tree.leaves(state) if jnp.issubdtype(x.dtype, jnp.floating)]
+  finite = bool(jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves]))) if leaves else True
+  if not math.isfinite(loss) or not finite:
+    what = (
+      f'the mean training loss is {loss}'
+      if not math.isfinite(loss)
+      else ('the parameters or optimiser state hold NaN or infinite values')
+    )
+    raise TrainingDivergedError(
+      f'training diverged in epoch {epoch}: {what}. Lower '
+      f'--config.learning_rate (now {config.learning_rate!r}) and use a fresh --workdir '
+      f'({workdir} holds the diverged run).'
+    )
+
+
+def positive_ints(values) -> bool:
+  """A non-empty sequence of positive integers (a float, string or bool entry fails)."""
+  try:
+    return len(values) > 0 and all(
+      isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in values
+    )
+  except TypeError:
+    return False
+
+
+# What a bad config, input file or workdir raises (and a config that makes training diverge).
+# Each message names the flag, file or directory, so the entry points print it as one line
+# instead of a traceback.
 INPUT_ERRORS = (ConfigError, DataError, checkpointing.CheckpointMismatchError, FileNotFoundError)
 
 
@@ -160,7 +200,7 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
   )
   check(config.eval.tie_mode in evaluation.MODES, 'eval.tie_mode', f'one of {evaluation.MODES}')
   check(
-    len(config.eval.cutoffs) > 0 and all(int(k) > 0 for k in config.eval.cutoffs),
+    positive_ints(config.eval.cutoffs),
     'eval.cutoffs',
     'a non-empty tuple of positive K, e.g. "(5,10,20)"',
   )
@@ -180,7 +220,7 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
     return
   check(config.loss in losses.LOSSES, 'loss', f'one of {sorted(losses.LOSSES)}')
   check(
-    len(config.layers) > 0 and all(int(u) > 0 for u in config.layers),
+    positive_ints(config.layers),
     'layers',
     'a non-empty tuple of positive sizes, e.g. "(100,)"',
   )
@@ -193,7 +233,7 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
   check(float(config.logq) >= 0, 'logq', 'a non-negative logQ correction weight (0 = off)')
   for name in ('dropout_p_embed', 'dropout_p_hidden'):
     check(0.0 <= float(config[name]) < 1.0, name, 'a probability in [0, 1)')
-  check(float(config.learning_rate) > 0, 'learning_rate', 'a positive number')
+  check(0 < float(config.learning_rate) < math.inf, 'learning_rate', 'a positive, finite number')
   check(0.0 <= float(config.momentum) < 1.0, 'momentum', 'a number in [0, 1)')
   check(int(config.steps_per_call) > 0, 'steps_per_call', 'a positive integer')
   check(int(config.scan_unroll) > 0, 'scan_unroll', 'a positive integer')
@@ -414,8 +454,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     totals = np.sum(jax.device_get(pending), axis=0)
     seconds = time.perf_counter() - t0
     events = int(totals[1])
+    loss = float(totals[0] / max(totals[1], 1))
+    check_finite_training(loss, state, progress.epoch + 1, config, workdir)
     train_scalars = {
-      'train_loss': float(totals[0] / max(totals[1], 1)),
+      'train_loss': loss,
       'train_events_per_sec': events / seconds,
       'epoch_seconds': seconds,
     }

@@ -263,3 +263,14 @@ def test_bad_arguments_raise():
     evaluation.target_ranks(*args, chunk_size=0)
   with pytest.raises(ValueError, match='median'):
     evaluation.ranks_from_scores(jnp.zeros((2, 5)), jnp.zeros((2,), jnp.int32), 'best')
+
+
+@pytest.mark.parametrize('mode', evaluation.MODES)
+def test_nan_scores_rank_the_target_last_not_first(mode):
+  """A diverged model's NaN scores compare false both ways; they must not make a rank of 0."""
+  scores = jnp.array([[0.1, jnp.nan, 0.3, 0.2], [jnp.nan] * 4, [0.5, 0.1, 0.2, 0.3]])
+  targets = jnp.array([2, 1, 0])
+  ranks = np.asarray(evaluation.ranks_from_scores(scores, targets, mode))
+  assert ranks[0] == 2.0  # the NaN item ranks ahead of the target (0.3)
+  assert ranks[1] >= 4.0  # a NaN target is behind every item
+  assert ranks[2] == 1.0

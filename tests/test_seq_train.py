@@ -16,7 +16,15 @@ from absl import flags
 from flax import nnx
 from ml_collections import config_flags
 
-from seqrec import analysis, checkpointing, comparison, seq_evaluation, seq_train, seq_train_step
+from seqrec import (
+  analysis,
+  checkpointing,
+  comparison,
+  seq_evaluation,
+  seq_train,
+  seq_train_step,
+  train,
+)
 from seqrec.configs import sequence_base, sequence_test
 from seqrec.data.user_sequences import load_sequence_data
 from seqrec.models.transrec import TransRec
@@ -580,3 +588,8 @@ def test_transrec_neighbours_are_the_nearest_points():
   assert sorted(i for i, _ in near) == sorted(distance)
   np.testing.assert_allclose([d for _, d in near], [distance[i] for i, _ in near], rtol=1e-5)
   assert [d for _, d in near] == sorted(d for _, d in near)
+
+
+def test_a_diverging_run_stops_instead_of_testing_nan_scores(tmp_path):
+  with pytest.raises(train.TrainingDivergedError, match='learning_rate'):
+    seq_train.train_and_evaluate_sequences(small_config(learning_rate=1e30), str(tmp_path))

@@ -288,3 +288,26 @@ def test_checkpoint_of_another_config_is_rejected(trained_run, make_config, tmp_
     trained_run.workdir / 'item_vocab.npz'
   ).read_bytes()
   assert analysis.load_run(str(workdir), device='cpu').vocab.size > 0
+
+
+def test_a_blown_up_model_is_never_reported_as_accurate(make_config, tmp_path):
+  """At lr 1e30 GRU4Rec's loss stays finite but its scores overflow to NaN: those rank each
+  target behind every item (NaN compares false both ways, which used to give rank 0)."""
+  result = train.train_and_evaluate(make_config(learning_rate=1e30, n_epochs=1), str(tmp_path))
+  test = result['test']
+  assert all(math.isfinite(v) for v in test.values())
+  assert test['recall@20'] < result['popularity_test']['recall@20'] / 10
+
+
+@pytest.mark.parametrize(
+  'overrides, flag',
+  [
+    ({'learning_rate': float('inf')}, 'learning_rate'),
+    ({'layers': ('a', 'b')}, 'layers'),
+    ({'layers': (16.5,)}, 'layers'),
+    ({'eval': {'cutoffs': (5.5,)}}, 'eval.cutoffs'),
+  ],
+)
+def test_non_numeric_or_non_finite_values_are_named(make_config, overrides, flag):
+  with pytest.raises(train.ConfigError, match=f'--config.{flag}='):
+    train.validate_config(make_config(**overrides))
