@@ -2,7 +2,8 @@
 
     python experiments/compare.py runs/sequential/sasrec-bce-paper-200ep-cpu-seed1 \
       runs/sequential/caser-ml1m-cpu-seed1 --metrics=ndcg@10,recall@10
-    # several runs a side (comma-separated, e.g. seeds): a prediction's value is their mean
+    # several runs a side (comma-separated, e.g. seeds): a prediction's value is their mean;
+    # an argument naming a directory is one run (a sweep's run names hold commas)
     python experiments/compare.py A_SEED0,A_SEED1,A_SEED2 B_SEED0,B_SEED1,B_SEED2
 
 All runs must have been tested on the same predictions (same data, split and ranking rules);
@@ -19,6 +20,7 @@ predictions, e.g. to see whether B's gain comes from short histories or long-tai
 """
 
 import json
+import os
 import sys
 
 import numpy as np
@@ -71,10 +73,18 @@ def compare(side_a: list[str], side_b: list[str]) -> dict:
   return result
 
 
+def _run_dirs(arg: str) -> list[str]:
+  """One side's run directories: `arg` itself when it is a directory (a sweep's run names hold
+  commas), else its comma-separated parts."""
+  if os.path.isdir(arg):
+    return [arg]
+  return [w for w in arg.split(',') if w]
+
+
 def main(argv):
   if len(argv) != 3:
     raise app.UsageError('expected two run directories (or comma-separated lists): A, then B')
-  side_a, side_b = ([w for w in arg.split(',') if w] for arg in argv[1:])
+  side_a, side_b = (_run_dirs(arg) for arg in argv[1:])
   try:
     result = compare(side_a, side_b)
   except (OSError, ValueError) as e:  # a missing file, other predictions, a bad metric

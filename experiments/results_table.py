@@ -44,6 +44,24 @@ def _run_key(record: dict) -> tuple:
   return record.get('data', ''), record['label'], record['seed']
 
 
+def _check_same_config(rows: list[dict]) -> None:
+  """Refuses to average (or replace) rows of one label made with different configs.
+
+  Raises:
+    ValueError: naming the label and the seeds of each config digest.
+  """
+  seeds = collections.defaultdict(list)
+  for r in rows:
+    if 'config_sha256' in r:  # older rows carry no digest
+      seeds[r['config_sha256']].append(r.get('seed'))
+  if len(seeds) > 1:
+    parts = '; '.join(f'seeds {s} with config_sha256 {d}' for d, s in seeds.items())
+    raise ValueError(
+      f'label {rows[0]["label"]!r} (data {rows[0].get("data", "")!r}) holds runs of different '
+      f'configs: {parts}. Give each experiment its own --label.'
+    )
+
+
 def table(
   records: list[dict],
   metrics: list[str],
@@ -65,6 +83,7 @@ def table(
   data_order = {}
   for i, r in enumerate(records):
     if 'seed' in r and last[_run_key(r)] != i:
+      _check_same_config([r, records[last[_run_key(r)]]])
       continue  # superseded by a later record of the same run
     label = r['label']
     if r.get('time_limited'):
@@ -80,6 +99,7 @@ def table(
     head += [f'reference {m}' for m in metrics] + [f'Δ {m}' for m in metrics]
   lines = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
   for (data, label), rows in groups.items():
+    _check_same_config(rows)
     cells = [data, label, str(len(rows))]
     means = {}
     for m in metrics:
@@ -140,18 +160,17 @@ def main(argv):
     records = [r for path in argv[1:] for r in reporting.read_json_lines(path)]
     check_metrics(records, _METRICS.value)
     reference = load_reference(_REFERENCE.value)
-  except (OSError, ValueError) as e:  # DataError and json's errors are ValueErrors
-    print(f'error: {e}', file=sys.stderr)
-    sys.exit(2)
-  print(
-    table(
+    text = table(
       records,
       _METRICS.value,
       reference,
       by_data=_BY_DATA.value,
       include_time_limited=_INCLUDE_TIME_LIMITED.value,
     )
-  )
+  except (OSError, ValueError) as e:  # DataError and json's errors are ValueErrors
+    print(f'error: {e}', file=sys.stderr)
+    sys.exit(2)
+  print(text)
 
 
 if __name__ == '__main__':

@@ -78,14 +78,25 @@ def run_sweep():
   done = sweep.finished_runs(output)
   for point, config, seed in sweep.worker_runs(runs, worker):
     name = sweep.row_label(label, point)
-    if (name, seed) in done:
-      print(f'{name} seed {seed}: already in {output}, skipped', flush=True)
-      continue
     config = config.copy_and_resolve_references()
     with config.unlocked():
       config.seed = seed
+    if (name, seed) in done:
+      if done[name, seed] not in (None, sweep.config_digest(config)):
+        raise sweep.AxisError(
+          f'{name} seed {seed}: {output} already holds this run made with another config '
+          f'(config_sha256 {done[name, seed]}, this command {sweep.config_digest(config)}); '
+          'give this experiment its own --label (and --workdir_root)'
+        )
+      print(f'{name} seed {seed}: already in {output}, skipped', flush=True)
+      continue
     workdir = os.path.join(_WORKDIR.value, sweep.workdir_name(label, point, seed))
-    row = sweep.record(config, label, point, seed, train.train_and_evaluate(config, workdir))
+    try:
+      result = train.train_and_evaluate(config, workdir)
+    except train.TrainingDivergedError as e:  # an outcome of the grid, not a broken command
+      print(f'{name} seed {seed}: not recorded: {e}', flush=True)
+      continue
+    row = sweep.record(config, label, point, seed, result)
     print(json.dumps(row), flush=True)
     os.makedirs(os.path.dirname(output) or '.', exist_ok=True)
     with open(output, 'a') as f:  # one short write per row: workers can share the file

@@ -43,11 +43,12 @@ RERUN_MAY_CHANGE = frozenset(
 )
 
 
-def _dotted(tree: dict, prefix: str = '') -> dict[str, Any]:
+def dotted(tree: dict, prefix: str = '') -> dict[str, Any]:
+  """A nested config dict as `{'eval.cutoffs': ..., ...}`."""
   out = {}
   for key, value in tree.items():
     if isinstance(value, dict):
-      out.update(_dotted(value, f'{prefix}{key}.'))
+      out.update(dotted(value, f'{prefix}{key}.'))
     else:
       out[f'{prefix}{key}'] = value
   return out
@@ -62,7 +63,7 @@ def config_changes(saved: dict, current: dict) -> list[str]:
   Returns:
     `--config.field=value (the workdir's: value)` per changed field, sorted by field.
   """
-  old, new = _dotted(saved), _dotted(current)
+  old, new = dotted(saved), dotted(current)
   return [
     f"--config.{key}={new[key]!r} (the workdir's: {old[key]!r})"
     for key in sorted(old.keys() & new.keys())

@@ -3,7 +3,9 @@
 import ast
 import datetime
 import difflib
+import hashlib
 import itertools
+import json
 import os
 import re
 
@@ -11,12 +13,28 @@ import jax
 import ml_collections
 import numpy as np
 
-from seqrec import reporting, seq_train, train
+from seqrec import checkpointing, reporting, seq_train, train
 from seqrec.models.sequential import SEQUENCE_MODELS
 
 
 class AxisError(ValueError):
   """A malformed sweep flag: an `--axis` (or one naming no field or a wrong type), `--worker`."""
+
+
+# Config fields a results row's `config_sha256` leaves out: the seed (each row names its own), where
+# the data lies (the same data on another machine) and what changes only how fast a run goes or
+# when it stops to save. Rows of one label that differ in anything else are different experiments.
+_NOT_IN_DIGEST = (
+  {'seed', 'steps_per_call', 'data.train_path', 'data.test_path', 'data.valid_path'}
+  | checkpointing.RERUN_MAY_CHANGE
+) - {'n_epochs', 'early_stopping.patience'}
+
+
+def config_digest(config: ml_collections.ConfigDict) -> str:
+  """16 hex digits identifying what a run computes (see `_NOT_IN_DIGEST` for what it ignores)."""
+  fields = checkpointing.dotted(json.loads(config.to_json()))
+  kept = {k: v for k, v in fields.items() if k not in _NOT_IN_DIGEST}
+  return hashlib.sha256(json.dumps(kept, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def parse_axes(specs: list[str]) -> list[tuple[str, list]]:
@@ -38,6 +56,10 @@ def parse_axes(specs: list[str]) -> list[tuple[str, list]]:
       raise AxisError(
         f'--axis={spec!r}: expected FIELD=[v1, v2, ...], a config field and a non-empty Python '
         "list literal, e.g. --axis='learning_rate=[0.05, 0.1]'"
+      )
+    if field == 'seed':
+      raise AxisError(
+        f'--axis={spec!r}: seeds are not an axis; give them as --seeds={",".join(map(str, parsed))}'
       )
     if field in [f for f, _ in axes]:
       raise AxisError(f'--axis: {field!r} is given twice; put all its values in one list')
@@ -143,9 +165,10 @@ def read_rows(path: str) -> list[dict]:
   return [r for r in reporting.read_json_lines(path) if not r.get('time_limited')]
 
 
-def finished_runs(path: str) -> set[tuple[str, int]]:
-  """(label, seed) of the finished runs that the results file `path` records."""
-  return {(r['label'], int(r['seed'])) for r in read_rows(path)}
+def finished_runs(path: str) -> dict[tuple[str, int], str | None]:
+  """`{(label, seed): config_sha256}` of the finished runs the results file `path` records (None
+  for a row written before rows carried the digest)."""
+  return {(r['label'], int(r['seed'])): r.get('config_sha256') for r in read_rows(path)}
 
 
 def record(
@@ -161,6 +184,7 @@ def record(
     'data': config.data.name or config.data.format,
     'model': config.model,
     **({'sweep': point} if point else {}),
+    'config_sha256': config_digest(config),
     **{f'valid/{k}': v for k, v in valid.items()},
     **{f'test/{k}': v for k, v in result['test'].items()},
     **{f'pop/{k}': v for k, v in result['popularity_test'].items()},

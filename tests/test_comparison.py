@@ -110,7 +110,9 @@ def test_compare_script_on_saved_ranks(tmp_path):
   history = np.arange(400) % 8 + 1  # [P] 1..8 items before each target
   # B ranks every target a little higher, and the ones with long histories a lot higher.
   ranks_b = np.maximum(ranks_a - np.where(history > 4, 10, 3), 1)
-  for name, ranks, order in (('a', ranks_a, slice(None)), ('b', ranks_b, slice(None, None, -1))):
+  # A's directory has a comma in its name, as a sweep's runs do: it is one run, not two.
+  sides = (('a-lr=1,d=8', ranks_a, slice(None)), ('b', ranks_b, slice(None, None, -1)))
+  for name, ranks, order in sides:
     (tmp_path / name).mkdir()
     comparison.save_test_ranks(
       str(tmp_path / name),
@@ -124,7 +126,7 @@ def test_compare_script_on_saved_ranks(tmp_path):
       exclude_seen=True,
     )
   out = tmp_path / 'compare.jsonl'
-  command = [sys.executable, str(ROOT / 'experiments' / 'compare.py'), str(tmp_path / 'a')]
+  command = [sys.executable, str(ROOT / 'experiments' / 'compare.py'), str(tmp_path / 'a-lr=1,d=8')]
   done = subprocess.run(
     [*command, str(tmp_path / 'b'), '--metrics=ndcg@10,recall@20', f'--output={out}'],
     capture_output=True,

@@ -93,3 +93,18 @@ def test_a_metric_no_record_has_names_the_flag_and_the_nearest_fields(results_ta
     results_table.check_metrics(
       [{k: v for k, v in r.items() if k != 'seed'} for r in RECORDS], ['seed']
     )
+
+
+def test_rows_of_one_label_from_different_configs_are_refused(results_table):
+  rows = [
+    {'data': 'd', 'label': 'a', 'seed': 0, 'config_sha256': 'x', 'test/recall@20': 0.5},
+    {'data': 'd', 'label': 'a', 'seed': 1, 'config_sha256': 'x', 'test/recall@20': 0.6},
+    {'data': 'd', 'label': 'a', 'seed': 2, 'test/recall@20': 0.7},  # an older row: no digest
+  ]
+  assert _rows(results_table.table(rows, ['test/recall@20']))[0][2] == '3'
+  other = {'data': 'd', 'label': 'a', 'seed': 3, 'config_sha256': 'y', 'test/recall@20': 0.9}
+  with pytest.raises(ValueError, match=r"label 'a' .* seeds \[0, 1\] with config_sha256 x"):
+    results_table.table([*rows, other], ['test/recall@20'])
+  # Nor may a later row of another config replace a seed's row.
+  with pytest.raises(ValueError, match='different configs'):
+    results_table.table([*rows, {**other, 'seed': 0}], ['test/recall@20'])

@@ -32,6 +32,19 @@ def test_axes_make_a_grid_in_flag_order():
   assert sweep.grid([], 'x') == [{}]  # no axis: a plain seed sweep
 
 
+def test_seed_is_not_an_axis():
+  with pytest.raises(sweep.AxisError, match='--seeds=5,6'):
+    sweep.parse_axes(['seed=[5, 6]'])
+
+
+def test_config_digest_ignores_seed_paths_and_speed_settings_only(make_config):
+  base = sweep.config_digest(make_config())
+  assert sweep.config_digest(make_config(seed=4, steps_per_call=2, time_limit_secs=60.0)) == base
+  assert sweep.config_digest(make_config(data={'train_path': '/elsewhere/x.tsv'})) == base
+  for changed in ({'learning_rate': 0.2}, {'n_epochs': 4}, {'eval': {'cutoffs': (10,)}}):
+    assert sweep.config_digest(make_config(**changed)) != base, changed
+
+
 @pytest.mark.parametrize(
   'specs, message',
   [
@@ -139,6 +152,10 @@ def test_sweep_script_runs_the_grid_records_validation_and_skips_finished_runs(t
   assert 'The points by validation' in printed
   again = _script('sweep', *args)  # finished runs are not run twice
   assert again.count('skipped') == 2
+  assert len(out.read_text().splitlines()) == 2
+  # The same label and output under another base config is another experiment: refused.
+  other = _run('sweep', *args, '--config.learning_rate=0.01')
+  assert other.returncode == 2 and 'another config' in other.stderr
   assert len(out.read_text().splitlines()) == 2
   # A bad axis is one line naming it, before anything runs.
   bad = _run('sweep', *base, '--axis=sasrec.hiden=[8]')
