@@ -11,6 +11,8 @@ second call (the first compiles). One JSON line is appended to --output with dat
 
 import datetime
 import json
+import os
+import sys
 import tempfile
 import time
 
@@ -18,7 +20,7 @@ import jax
 from absl import app, flags
 from ml_collections import config_flags
 
-from seqrec import cli, reporting, seq_evaluation, seq_train
+from seqrec import cli, reporting, seq_evaluation, seq_train, train
 from seqrec.data.user_sequences import load_sequence_data
 from seqrec.models.sequential import history_length
 
@@ -51,7 +53,28 @@ def full_ranking_seconds(model, split, config) -> float:
 def main(argv):
   del argv
   reporting.quiet_library_logs()
-  config = _CONFIG.value
+  try:
+    record = run(_CONFIG.value)
+  except train.INPUT_ERRORS as e:  # one line naming the flag, file or directory
+    print(f'error: {e}', file=sys.stderr)
+    sys.exit(2)
+  line = json.dumps(record)
+  print(line)
+  with open(_OUTPUT.value, 'a') as f:
+    f.write(line + '\n')
+
+
+def run(config) -> dict:
+  """Trains and times `config`; the JSON record of the rates. Bad flags fail before training."""
+  if int(config.n_epochs) < 2:
+    raise train.ConfigError(
+      f'--config.n_epochs={config.n_epochs!r}: expected at least 2 (epoch 1 compiles; the '
+      'training rate is the median of epochs 2..)'
+    )
+  try:
+    os.makedirs(os.path.dirname(os.path.abspath(_OUTPUT.value)), exist_ok=True)
+  except OSError as e:
+    raise train.ConfigError(f'--output={_OUTPUT.value}: cannot create its directory ({e})') from e
   with tempfile.TemporaryDirectory() as workdir:
     result = seq_train.train_and_evaluate_sequences(config, workdir)
   data = load_sequence_data(config.data)
@@ -76,10 +99,7 @@ def main(argv):
     'eval_users': int(split.n_targets),
     'test': result['test'],
   }
-  line = json.dumps(record)
-  print(line)
-  with open(_OUTPUT.value, 'a') as f:
-    f.write(line + '\n')
+  return record
 
 
 if __name__ == '__main__':

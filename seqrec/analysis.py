@@ -11,7 +11,7 @@ import ml_collections
 import numpy as np
 from flax import nnx
 
-from seqrec import checkpointing, train_step
+from seqrec import checkpointing, train_step, user_train_step
 from seqrec.data import ItemVocab
 from seqrec.models import build_model
 from seqrec.models.attention import MultiHeadAttention
@@ -366,7 +366,13 @@ def load_run(workdir: str, device: str | None = None) -> Run | SequenceRun:
       if restored is not None:
         params = restored[0]
       else:
-        template = train_step.init_train_state(
+        # The training state's own structure: HRNN's also carries the user-level hidden state.
+        init_state = (
+          user_train_step.init_user_train_state
+          if config.model == 'hrnn'
+          else train_step.init_train_state
+        )
+        template = init_state(
           model, int(config.batch_size), float(config.momentum), jax.random.PRNGKey(0)
         )
         restored = ckpts.restore('latest', template)

@@ -5,6 +5,8 @@ import pathlib
 import subprocess
 import sys
 
+import pytest
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
@@ -33,4 +35,25 @@ def test_a_bad_eval_batch_size_is_one_line_before_anything_runs(tmp_path):
   assert bad.returncode != 0
   assert 'Traceback' not in bad.stderr
   assert 'expected comma-separated positive integers' in bad.stderr
+  assert not out.exists()
+
+
+@pytest.mark.parametrize(
+  'script, config, flags, message',
+  [
+    ('benchmark', 'test', ['--config.batch_size=-1'], '--config.batch_size=-1: expected'),
+    ('benchmark', 'sequence_test', [], "--config.model='sasrec': expected gru4rec"),
+    ('benchmark', 'test', ['--config.n_epochs=1'], '--config.n_epochs=1: expected at least 2'),
+    ('benchmark_sequences', 'test', [], "--config.model='gru4rec': expected a sequence model"),
+  ],
+)
+def test_bad_config_values_are_one_line_before_anything_trains(
+  tmp_path, script, config, flags, message
+):
+  out = tmp_path / 'new_dir' / 'never.jsonl'
+  path = ROOT / 'seqrec' / 'configs' / f'{config}.py'
+  command = [sys.executable, str(ROOT / 'experiments' / f'{script}.py'), f'--config={path}']
+  done = subprocess.run([*command, *flags, f'--output={out}'], capture_output=True, text=True)
+  assert done.returncode == 2 and 'Traceback' not in done.stderr
+  assert message in done.stderr.strip().splitlines()[-1]
   assert not out.exists()

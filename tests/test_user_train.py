@@ -62,6 +62,19 @@ def test_hrnn_run_writes_test_and_first_n_metrics(hrnn_run):
     assert json.load(f) == result
 
 
+def test_load_run_restores_a_run_that_has_only_its_latest_checkpoint(hrnn_run, tmp_path):
+  """A killed HRNN run without validation has no 'best' checkpoint yet: load_run falls back to
+  'latest', whose state also carries the user-level hidden state."""
+  workdir, _, _ = hrnn_run
+  interrupted = tmp_path / 'run'
+  shutil.copytree(workdir, interrupted)
+  shutil.rmtree(interrupted / 'checkpoints' / 'best')
+  (interrupted / 'checkpoints' / 'best').mkdir()
+  latest = analysis.load_run(str(interrupted), device='cpu')
+  best = analysis.load_run(str(workdir), device='cpu')  # the final parameters, as 'latest' holds
+  np.testing.assert_array_equal(latest.item_embeddings(), best.item_embeddings())
+
+
 def test_final_metrics_are_the_restored_models(hrnn_run):
   workdir, config, result = hrnn_run
   run = analysis.load_run(str(workdir), device='cpu')
