@@ -38,6 +38,7 @@ from seqrec import (
   sharding,
 )
 from seqrec.data import sequence_batches
+from seqrec.data.errors import DataError
 from seqrec.data.user_sequences import SequenceData, load_sequence_data
 from seqrec.models import sequential
 
@@ -402,7 +403,15 @@ def build_sequence_task(config: ml_collections.ConfigDict) -> SequenceTask:
   from seqrec.train import make_mesh  # noqa: PLC0415 (train dispatches to this module)
 
   mesh = make_mesh(config)
-  examples = sharding.replicate(build_examples(config, data), mesh)
+  host_examples = build_examples(config, data)
+  n_examples = int(next(iter(host_examples.values())).shape[0])
+  if n_examples == 0 or int(data.train.lengths().max(initial=0)) < 2:
+    raise DataError(
+      f'--config.data.path={config.data.get("path", "")!r} ({data.name}): no training sequence '
+      f'has the 2 items {config.model} needs to learn a next item from (besides the held-out '
+      'validation and test items)' + (' or the windows it trains on' if not n_examples else '')
+    )
+  examples = sharding.replicate(host_examples, mesh)
   steps_per_call = int(config.steps_per_call)
   return SequenceTask(
     data=data,
@@ -410,7 +419,7 @@ def build_sequence_task(config: ml_collections.ConfigDict) -> SequenceTask:
     state=state,
     mesh=mesh,
     examples=examples,
-    n_examples=int(next(iter(examples.values())).shape[0]),
+    n_examples=n_examples,
     chunk_fn=seq_train_step.make_train_chunk(graphdef, step_cfg, data.n_items, steps_per_call),
     batch_size=int(config.batch_size),
     steps_per_call=steps_per_call,

@@ -26,6 +26,7 @@ from seqrec import (
   train,
 )
 from seqrec.configs import sequence_base, sequence_test
+from seqrec.data.errors import DataError
 from seqrec.data.user_sequences import load_sequence_data
 from seqrec.models.transrec import TransRec
 from seqrec.train import ConfigError
@@ -593,3 +594,13 @@ def test_transrec_neighbours_are_the_nearest_points():
 def test_a_diverging_run_stops_instead_of_testing_nan_scores(tmp_path):
   with pytest.raises(train.TrainingDivergedError, match='learning_rate'):
     seq_train.train_and_evaluate_sequences(small_config(learning_rate=1e30), str(tmp_path))
+
+
+@pytest.mark.parametrize('model', ['sasrec', 'transrec'])
+def test_data_without_a_training_pair_is_named_before_training(model, tmp_path):
+  path = tmp_path / 'short.txt'  # every user: 1 training item, then validation and test
+  path.write_text('1 1\n1 2\n1 3\n2 2\n2 3\n2 1\n')
+  data = {'format': 'user_item_lines', 'path': str(path), 'name': 'short', 'min_item_support': 1}
+  config = small_config(model=model, data=data)
+  with pytest.raises(DataError, match=r"short.txt'? \(short\): no training sequence"):
+    seq_train.train_and_evaluate_sequences(config, str(tmp_path / 'run'))

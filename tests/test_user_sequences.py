@@ -140,6 +140,19 @@ def test_leave_one_out_split(write):
   _check_no_leakage(data)
 
 
+@pytest.mark.parametrize(
+  'text, message',
+  [
+    ('1 1\n2 2\n2 3\n', 'nothing to evaluate'),  # no user has 3 items
+  ],
+)
+def test_data_with_nothing_to_test_or_train_on_is_named(write, text, message):
+  path = write('short.txt', text)
+  with pytest.raises(DataError, match=message) as info:
+    load_sequence_data(dict(format='user_item_lines', path=str(path), min_item_support=1))
+  assert 'short.txt' in str(info.value)
+
+
 def test_filters_and_dense_ids(write):
   # Item 50 occurs once; without it, user 2 has only 2 items and goes too.
   text = '1 30\n1 40\n1 30\n2 40\n2 50\n2 30\n3 40\n3 30\n3 40\n'

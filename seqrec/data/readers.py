@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import math
 import os
 import warnings
 from collections.abc import Callable, Sequence
@@ -53,10 +54,9 @@ def _is_int(token: str) -> bool:
 
 def _is_float(token: str) -> bool:
   try:
-    float(token)
+    return math.isfinite(float(token))  # 'nan' and 'inf' parse, but are no time
   except ValueError:
     return False
-  return True
 
 
 # Layout of the accepted time strings: (shortest, longest, {position: character}).
@@ -95,7 +95,7 @@ _CHECKS: dict[str, Callable[[str], bool]] = {
 }
 _EXPECTED: dict[str, str] = {
   'int': 'an integer',
-  'float': 'a number',
+  'float': 'a finite number',
   'text': f'a label of at most {_TEXT_DTYPE[1:]} bytes',
   'iso_time': 'an ISO 8601 time like 2014-04-07T10:51:09.277Z',
   'date': 'a date like 2016-05-09',
@@ -216,6 +216,8 @@ def _bad_line_error(
 
 def _convert(column: _Column, values: np.ndarray) -> np.ndarray:
   """Turns a loadtxt column into its final dtype; raises ValueError on a bad value."""
+  if column.kind == 'float' and not np.all(np.isfinite(values)):
+    raise ValueError('a value that is not a finite number')
   if column.kind in ('int', 'float', 'text', 'free'):
     return values
   if column.kind == 'token':
@@ -449,7 +451,8 @@ def read_session_lines(path: str | os.PathLike, sep: str = ',') -> Events:
     DataError: on a missing/empty file or a token that is not an integer (line and text named).
   """
   path = check_file(path)
-  data = path.read_bytes().replace(b'\r', b'')
+  # Windows (CRLF) and old Mac (CR) line ends are line ends too.
+  data = path.read_bytes().replace(b'\r\n', b'\n').replace(b'\r', b'\n')
   sep_byte = sep.encode()
   if len(sep_byte) != 1 or sep_byte == b'\n':
     raise ValueError(f'sep must be one character other than newline, got {sep!r}')
@@ -465,7 +468,7 @@ def read_session_lines(path: str | os.PathLike, sep: str = ',') -> Events:
     raise DataError(f'{path}: no item ids found (the file holds no events)')
   try:
     item = tokens.astype(np.int64)
-  except ValueError:
+  except (ValueError, OverflowError):
     for token, lineno in zip(tokens.tolist(), line.tolist(), strict=True):
       text = token.decode('utf-8', errors='replace')
       if not _is_int(text):
@@ -473,6 +476,8 @@ def read_session_lines(path: str | os.PathLike, sep: str = ',') -> Events:
           f'{path}, line {lineno}: expected {_separator_name(sep)}-separated integer item ids, '
           f'got {text!r}{_separator_hint(text, sep)}'
         ) from None
+      if not -(2**63) <= int(text) < 2**63:
+        raise DataError(f'{path}, line {lineno}: item id {text} does not fit in 64 bits') from None
     raise
   time = np.arange(len(item), dtype=np.float64)
   return Events(line.astype(np.int64), item, time, source=str(path))

@@ -666,6 +666,11 @@ def build_sequence_data(options: SequenceDataOptions) -> SequenceData:
     split = gsasrec_split(full, vocab, user_ids, options.gsasrec_dir(), events.source)
   else:
     split = leave_one_out(full)
+  if not np.any(split['test_target']):
+    raise DataError(
+      f'{events.source}: no user has the 3 items a test target needs (training items, then the '
+      'validation and test items), so there is nothing to evaluate'
+    )
   return SequenceData(
     name=options.dataset_name(),
     n_items=vocab.size,

@@ -162,6 +162,21 @@ def test_bad_time_and_short_line(write):
   assert 'line 3' in message and 'found 2' in message
 
 
+def test_non_finite_times_name_their_line(write):
+  for bad in ('nan', 'inf', '-inf'):
+    path = write('n.tsv', f'SessionId\tItemId\tTime\n1\t2\t3\n1\t5\t{bad}\n')
+    message = _error(readers.read_gru4rec_tsv, path)
+    assert 'line 3' in message and 'finite' in message and repr(bad) in message
+
+
+def test_session_lines_old_mac_line_ends_and_huge_ids(write):
+  events = readers.read_session_lines(write('cr.csv', '1,2,3\r4,5\r'))
+  np.testing.assert_array_equal(events.session, [1, 1, 1, 2, 2])
+  np.testing.assert_array_equal(events.item, [1, 2, 3, 4, 5])
+  message = _error(readers.read_session_lines, write('big.csv', '1,2\n4,99999999999999999999\n'))
+  assert 'line 2' in message and '64 bits' in message
+
+
 def test_line_numbers_across_chunks(write, monkeypatch):
   monkeypatch.setattr(readers, '_CHUNK_BYTES', 16)  # a few lines per loadtxt call
   rows = ''.join(f'{k},2014-04-07T10:51:{k:02d}.000Z,{100 + k},0\n' for k in range(40))
