@@ -32,6 +32,9 @@ class Progress:
   bad_epochs: int = 0
   epoch_seconds: list = dataclasses.field(default_factory=list)
   epoch_events: list = dataclasses.field(default_factory=list)
+  # [loss sum, events] of the current epoch's finished chunks, so that a run resumed mid-epoch
+  # logs that epoch's loss over all of it.
+  epoch_totals: list = dataclasses.field(default_factory=lambda: [0.0, 0.0])
 
 
 def fingerprint(config: ml_collections.ConfigDict, data: SessionData) -> dict:
@@ -437,8 +440,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     bar = reporting.Progress(n_chunks, f'epoch {epoch + 1}/{config.n_epochs}')
     t0 = time.perf_counter()
     last_ckpt = t0
-    pending = []
     first_chunk = progress.chunk
+    carried = np.asarray(progress.epoch_totals if first_chunk else [0.0, 0.0], np.float32)
+    pending = [jnp.asarray(carried)] if first_chunk else []
     for c in range(first_chunk, n_chunks):
       state, stats = task.chunk_fn(state, task.arrays, jnp.int32(c * steps_per_call))
       pending.append(stats)
@@ -448,12 +452,15 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
         pending = [jnp.asarray(totals)]
         bar.update(c + 1, int(totals[1]), f'loss {totals[0] / max(totals[1], 1):.4f}')
       if ckpt_every > 0 and time.perf_counter() - last_ckpt >= ckpt_every and c < n_chunks - 1:
+        totals = np.sum(jax.device_get(pending), axis=0)
+        pending = [jnp.asarray(totals)]
+        progress.epoch_totals = [float(t) for t in totals]
         save('latest', state)
         last_ckpt = time.perf_counter()
     bar.close()
     totals = np.sum(jax.device_get(pending), axis=0)
     seconds = time.perf_counter() - t0
-    events = int(totals[1])
+    events = int(totals[1] - carried[1])  # trained by this process
     loss = float(totals[0] / max(totals[1], 1))
     check_finite_training(loss, state, progress.epoch + 1, config, workdir)
     train_scalars = {
@@ -466,6 +473,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
       progress.epoch_events.append(events)
     progress.epoch += 1
     progress.chunk = 0
+    progress.epoch_totals = [0.0, 0.0]
     scalars = dict(train_scalars)
     run_eval = eval_split == 'valid' or bool(config.eval.test_every_epoch)
     if run_eval:

@@ -129,6 +129,13 @@ def test_resume_from_mid_epoch_checkpoint_is_bit_exact(
   resumed = train.train_and_evaluate(make_config(), str(tmp_path))
   assert [r['epoch'] for r in epoch_lines(read_metrics(tmp_path))] == [1, 2, 3]
   assert comparable(resumed) == comparable(trained_run.result)
+  # The cut epoch's loss covers its chunks from before the kill too (float32 sums, grouped
+  # by when the progress bar reads them).
+  losses = [
+    {r['epoch']: r['train_loss'] for r in epoch_lines(read_metrics(d))}
+    for d in (tmp_path, trained_run.workdir)
+  ]
+  assert losses[0] == pytest.approx(losses[1], rel=1e-6)
 
 
 def test_epoch_logged_but_not_yet_checkpointed_is_logged_once_after_resume(
