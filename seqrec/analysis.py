@@ -173,12 +173,17 @@ def _as_id(value, like, what: str):
   raise KeyError(f'{what} id {value!r} is not an integer; this run has integer {what} ids')
 
 
+# User-sequence models whose scores depend on the user (Caser's user embedding, TransRec's
+# per-user translation).
+_PER_USER_MODELS = ('caser', 'transrec')
+
+
 @dataclasses.dataclass
 class SequenceRun:
   """A trained user-sequence model (SASRec, BERT4Rec, Caser, TransRec) with its ids.
 
   Items are given and returned as raw ids (as in the input file); users as raw user ids (Caser
-  and TransRec have per-user parameters; SASRec and BERT4Rec ignore the user).
+  and TransRec have per-user parameters and need `user=`; SASRec and BERT4Rec ignore the user).
   """
 
   model: nnx.Module
@@ -210,7 +215,12 @@ class SequenceRun:
 
   def _user_index(self, user) -> int:
     if user is None:
-      return 0
+      if self.config.model in _PER_USER_MODELS:
+        raise ValueError(
+          f'{self.config.model} has per-user parameters: pass user= (a raw user id of '
+          f'{self.workdir}, e.g. user={self.user_ids[0].item()!r})'
+        )
+      return 0  # SASRec and BERT4Rec read no user
     matches = np.nonzero(self.user_ids == _as_id(user, self.user_ids[0].item(), 'user'))[0]
     if not matches.size:
       raise KeyError(f'user {user!r} is not in the data of {self.workdir}')

@@ -107,3 +107,14 @@ def test_ids_are_checked_not_coerced():
     run.score_history([101], user=7.5)
   with pytest.raises(ValueError, match='at least one item'):
     run.score_history([])
+
+
+def test_models_with_per_user_parameters_need_the_user():
+  """Caser scores with the user's embedding: no user is an error, not silently the first user."""
+  model = Caser(N_ITEMS, 2, L=MAX_LEN, hidden=4, n_vertical=2, n_horizontal=2, rngs=nnx.Rngs(0))
+  run = make_run(model, 'caser')
+  with pytest.raises(ValueError, match='per-user parameters: pass user='):
+    run.top_k([101, 102])
+  first, second = (run.score_history([101, 102], user=u.item()) for u in USER_IDS[:2])
+  assert not np.array_equal(first, second)
+  assert len(sasrec_run().top_k([101, 102], k=3)) == 3  # SASRec reads no user
