@@ -58,7 +58,7 @@ def main(argv):
   except train.INPUT_ERRORS as e:  # one line naming the flag, file or directory
     print(f'error: {e}', file=sys.stderr)
     sys.exit(2)
-  line = json.dumps(record)
+  line = json.dumps(reporting.json_safe(record))
   print(line)
   with open(_OUTPUT.value, 'a') as f:
     f.write(line + '\n')

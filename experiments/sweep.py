@@ -96,7 +96,7 @@ def run_sweep():
     except train.TrainingDivergedError as e:  # an outcome of the grid, not a broken command
       print(f'{name} seed {seed}: not recorded: {e}', flush=True)
       continue
-    row = sweep.record(config, label, point, seed, result)
+    row = reporting.json_safe(sweep.record(config, label, point, seed, result))
     print(json.dumps(row), flush=True)
     os.makedirs(os.path.dirname(output) or '.', exist_ok=True)
     with open(output, 'a') as f:  # one short write per row: workers can share the file

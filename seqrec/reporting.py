@@ -2,6 +2,7 @@
 
 import json
 import logging as std_logging
+import math
 import os
 import re
 import sys
@@ -59,7 +60,7 @@ class MetricsWriter:
   def write(self, step: int, scalars: dict, **context) -> None:
     record = {'step': int(step), **context, **{k: _plain(v) for k, v in scalars.items()}}
     with open(self.path, 'a') as f:
-      f.write(json.dumps(record) + '\n')
+      f.write(json.dumps(json_safe(record)) + '\n')
     if self._tb is not None:
       for name, value in scalars.items():
         if isinstance(value, (int, float)):
@@ -74,7 +75,7 @@ class MetricsWriter:
     """Writes the final `test/` line and `final_metrics.json` (the run's `result`), and closes."""
     self.write(step, {f'test/{k}': v for k, v in test_metrics.items()}, epoch=epoch)
     with open(os.path.join(self.workdir, 'final_metrics.json'), 'w') as f:
-      json.dump(result, f, indent=2)
+      json.dump(json_safe(result), f, indent=2)
     self.close()
 
 
@@ -158,6 +159,21 @@ def tensorboard_tag(name: str) -> str:
   tensorboardX would make the same replacement itself, but with a warning on every write.
   """
   return re.sub(r'[^-/\w.]', '_', name)
+
+
+def json_safe(value):
+  """`value` with every NaN or infinite float (nested in dicts and lists) as None.
+
+  `json.dumps` would write them as `NaN` / `Infinity`, which is not JSON: strict readers (jq,
+  JavaScript, other languages' parsers) reject the whole file.
+  """
+  if isinstance(value, float):
+    return value if math.isfinite(value) else None
+  if isinstance(value, dict):
+    return {k: json_safe(v) for k, v in value.items()}
+  if isinstance(value, (list, tuple)):
+    return [json_safe(v) for v in value]
+  return value
 
 
 def _plain(value):

@@ -143,3 +143,18 @@ def test_read_json_lines_skips_blank_lines_and_names_a_bad_line(tmp_path):
     reporting.read_json_lines(str(path))
   with pytest.raises(FileNotFoundError, match='missing.jsonl: file not found'):
     reporting.read_json_lines(str(tmp_path / 'missing.jsonl'))
+
+
+def test_metrics_files_are_strict_json(tmp_path):
+  """NaN (e.g. the training rate of a run of 0 epochs) is written as null, never as `NaN`."""
+  writer = reporting.MetricsWriter(str(tmp_path))
+  writer.write(1, {'train_loss': float('nan'), 'rate': 2.0}, epoch=1)
+  writer.finish(1, 1, {'recall@20': 0.5}, {'rate': float('inf'), 'nested': [float('nan'), 1.0]})
+
+  def strict(text):
+    return json.loads(text, parse_constant=lambda name: pytest.fail(f'{name} in {text!r}'))
+
+  lines = [strict(line) for line in (tmp_path / 'metrics.jsonl').read_text().splitlines()]
+  assert lines[0]['train_loss'] is None and lines[0]['rate'] == 2.0
+  final = strict((tmp_path / 'final_metrics.json').read_text())
+  assert final == {'rate': None, 'nested': [None, 1.0]}
