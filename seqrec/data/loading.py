@@ -127,6 +127,13 @@ class DataOptions:
     for name in ('min_session_length', 'min_item_support'):
       if getattr(self, name) < 1:
         raise DataError(f'{data_flag(name, getattr(self, name))}: expected an integer >= 1')
+    for name, meaning in (('test_days', 'split by test_fraction'), ('valid_days', 'no validation')):
+      if getattr(self, name) < 0:
+        raise DataError(f'{data_flag(name, getattr(self, name))}: expected >= 0 (0 = {meaning})')
+    if self.format == 'synthetic':
+      for name in ('synthetic_sessions', 'synthetic_items'):
+        if getattr(self, name) < 1:
+          raise DataError(f'{data_flag(name, getattr(self, name))}: expected a positive integer')
 
   @property
   def filters_input(self) -> bool:
@@ -258,13 +265,16 @@ def _encode(vocab: ItemVocab, events: Events, what: str) -> Events:
 def build_session_data(options: DataOptions) -> SessionData:
   """Runs the whole recipe (see the module docstring) without the cache."""
   if options.format == 'synthetic':
-    data = synthetic.generate_sessions(
-      options.synthetic_sessions,
-      options.synthetic_items,
-      options.seed,
-      jump_prob=options.synthetic_jump_prob,
-      days=options.synthetic_days,
-    )
+    try:
+      data = synthetic.generate_sessions(
+        options.synthetic_sessions,
+        options.synthetic_items,
+        options.seed,
+        jump_prob=options.synthetic_jump_prob,
+        days=options.synthetic_days,
+      )
+    except ValueError as e:  # sizes or probabilities the generator cannot use
+      raise DataError(f'--config.data.synthetic_*: {e}') from None
   else:
     data = read_events(options, options.train_path)
   given_test = read_events(options, options.test_path) if options.test_path else None
@@ -369,14 +379,21 @@ def cached(options, build: Callable, load: Callable, version: int = _CACHE_VERSI
   if not options.cache_dir:
     return build(options)
   path = cache_path(options, version=version)
+  if path.parent.exists() and not path.parent.is_dir():
+    raise DataError(f'{data_flag("cache_dir", options.cache_dir)}: {path.parent} is not a directory')
+  if path.is_dir():
+    raise DataError(f'{data_flag("cache_dir", options.cache_dir)}: {path} is a directory')
   if path.exists():
     try:
       return load(path)
     except (OSError, ValueError, KeyError, zipfile.BadZipFile) as e:
       logging.warning('Ignoring unreadable cache %s (%s); rebuilding it.', path, e)
   data = build(options)
-  path.parent.mkdir(parents=True, exist_ok=True)
   partial = path.with_name(f'{path.name}.{os.getpid()}.tmp')
-  data.save(partial)
-  os.replace(partial, path)
+  try:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data.save(partial)
+    os.replace(partial, path)
+  except OSError as e:
+    raise DataError(f'{data_flag("cache_dir", options.cache_dir)}: cannot write {path} ({e})') from e
   return data

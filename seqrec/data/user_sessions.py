@@ -321,15 +321,24 @@ def read_user_events(options: UserDataOptions) -> Events:
     kinds = tuple(kind.strip() for kind in options.event_types.split(',') if kind.strip())
     return readers.read_cosmetics_events(options.train_path, kinds, options.use_session_ids, gap)
   if options.format == 'user_synthetic':
-    return user_synthetic.generate_user_sessions(
-      options.synthetic_users,
-      options.synthetic_items,
-      options.seed,
-      n_clusters=options.synthetic_clusters,
-      user_taste=options.user_taste,
-      jump_prob=options.synthetic_jump_prob,
-      mean_sessions=options.synthetic_sessions_per_user,
-    )
+    if min(options.synthetic_users, options.synthetic_items, options.synthetic_clusters) < 1:
+      raise DataError(
+        '--config.data.synthetic_users, synthetic_items and synthetic_clusters: expected positive '
+        f'integers, got {options.synthetic_users}, {options.synthetic_items} and '
+        f'{options.synthetic_clusters}'
+      )
+    try:
+      return user_synthetic.generate_user_sessions(
+        options.synthetic_users,
+        options.synthetic_items,
+        options.seed,
+        n_clusters=options.synthetic_clusters,
+        user_taste=options.user_taste,
+        jump_prob=options.synthetic_jump_prob,
+        mean_sessions=options.synthetic_sessions_per_user,
+      )
+    except ValueError as e:  # sizes or probabilities the generator cannot use
+      raise DataError(f'--config.data.synthetic_* (user_synthetic): {e}') from None
   raise DataError(f'format {options.format!r} has no reader')
 
 

@@ -145,6 +145,28 @@ def test_config_errors(write):
     load_session_data(dict(format='synthetic', test_path='t.tsv'))
 
 
+@pytest.mark.parametrize(
+  'fields, message',
+  [
+    ({'test_days': -1.0}, r"test_days=-1.0: expected >= 0 \(0 = split by test_fraction\)"),
+    ({'valid_days': -1.0}, r'valid_days=-1.0: expected >= 0 \(0 = no validation\)'),
+    ({'synthetic_sessions': 0}, 'synthetic_sessions=0: expected a positive integer'),
+    ({'synthetic_items': 3}, r'synthetic_\*: n_items \(3\) must exceed'),
+  ],
+)
+def test_bad_split_and_synthetic_sizes_are_named(fields, message):
+  with pytest.raises(DataError, match=message):
+    load_session_data(dict(format='synthetic', **fields))
+
+
+def test_a_cache_dir_that_cannot_hold_the_cache_is_named(tmp_path):
+  blocker = tmp_path / 'file'
+  blocker.write_text('x')
+  config = dict(format='synthetic', synthetic_sessions=600, synthetic_items=80)
+  with pytest.raises(DataError, match=r'--config.data.cache_dir=.*file.*not a directory'):
+    load_session_data(dict(config, cache_dir=str(blocker)))
+
+
 def test_empty_test_split_names_file(write):
   train = write('train.tsv', _tsv([(1, 5, 0.0), (1, 6, 1.0)]))
   test = write('unseen.tsv', _tsv([(2, 8, 2.0), (2, 9, 3.0)]))
