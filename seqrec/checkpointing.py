@@ -71,6 +71,16 @@ def config_changes(saved: dict, current: dict) -> list[str]:
   ]
 
 
+def fingerprint_changes(saved: dict, current: dict) -> str:
+  """The entries in which a checkpoint's fingerprint and this run's differ, as one phrase."""
+  keys = sorted(set(saved) | set(current))
+  return '; '.join(
+    f"{k}: the checkpoint's {saved.get(k)!r}, this run's {current.get(k)!r}"
+    for k in keys
+    if saved.get(k) != current.get(k)
+  )
+
+
 def check_rerun_config(workdir: str, config) -> None:
   """Refuses to resume `workdir` under a config that makes it another run.
 
@@ -175,11 +185,23 @@ class RunCheckpoints:
     return _unflatten(template, dict(restored['state']), where), dict(restored['meta'])
 
   def restore_meta(self, kind: str) -> dict | None:
+    """The JSON meta of the newest `kind` checkpoint, None if there is none.
+
+    Raises:
+      CheckpointMismatchError: naming the checkpoint directory when its meta cannot be read.
+    """
     manager = self._managers[kind]
     step = manager.latest_step()
     if step is None:
       return None
-    restored = manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))
+    try:
+      restored = manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))
+    except (OSError, ValueError) as e:  # json's decode errors are ValueErrors
+      raise CheckpointMismatchError(
+        f'{manager.directory / str(step)}: the checkpoint cannot be read ({type(e).__name__}: '
+        f'{e}). Move that step directory away to resume from an earlier one, or use a fresh '
+        '--workdir.'
+      ) from e
     return dict(restored['meta'])
 
   def close(self) -> None:

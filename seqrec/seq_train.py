@@ -463,8 +463,9 @@ def train_and_evaluate_sequences(config: ml_collections.ConfigDict, workdir: str
     try:
       if meta.get('fingerprint') != fp:
         raise checkpointing.CheckpointMismatchError(
-          f'--workdir={workdir} holds a checkpoint of a different run: {meta.get("fingerprint")} '
-          f'vs this config/dataset {fp}. Use a fresh --workdir.'
+          f'--workdir={workdir} holds a checkpoint of a different run ('
+          f'{checkpointing.fingerprint_changes(meta.get("fingerprint") or {}, fp)}). '
+          'Use a fresh --workdir.'
         )
       checkpointing.check_rerun_config(workdir, config)
     except checkpointing.CheckpointMismatchError:

@@ -400,8 +400,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   if meta is not None:
     if meta.get('fingerprint') != fp:
       raise checkpointing.CheckpointMismatchError(
-        f'--workdir={workdir} holds a checkpoint of a different run: {meta.get("fingerprint")} '
-        f'vs this config/dataset {fp}. Use a fresh --workdir.'
+        f'--workdir={workdir} holds a checkpoint of a different run ('
+        f'{checkpointing.fingerprint_changes(meta.get("fingerprint") or {}, fp)}). '
+        'Use a fresh --workdir.'
       )
     checkpointing.check_rerun_config(workdir, config)
     state, meta = ckpts.restore('latest', state)

@@ -318,3 +318,21 @@ def test_a_blown_up_model_is_never_reported_as_accurate(make_config, tmp_path):
 def test_non_numeric_or_non_finite_values_are_named(make_config, overrides, flag):
   with pytest.raises(train.ConfigError, match=f'--config.{flag}='):
     train.validate_config(make_config(**overrides))
+
+
+def test_a_changed_shape_setting_and_a_damaged_checkpoint_are_named(
+  trained_run, make_config, tmp_path
+):
+  workdir = tmp_path / 'run'
+  shutil.copytree(trained_run.workdir, workdir)
+  with pytest.raises(
+    checkpointing.CheckpointMismatchError, match=r"layers: the checkpoint's \["
+  ) as info:
+    train.train_and_evaluate(make_config(layers=(8,)), str(workdir))
+  assert "this run's [8]" in str(info.value)
+  metas = [p for p in (workdir / 'checkpoints' / 'latest').glob('*/meta/*') if p.is_file()]
+  assert metas
+  for path in metas:
+    path.write_text('garbage')
+  with pytest.raises(checkpointing.CheckpointMismatchError, match='cannot be read'):
+    train.train_and_evaluate(make_config(), str(workdir))

@@ -380,7 +380,9 @@ def cached(options, build: Callable, load: Callable, version: int = _CACHE_VERSI
     return build(options)
   path = cache_path(options, version=version)
   if path.parent.exists() and not path.parent.is_dir():
-    raise DataError(f'{data_flag("cache_dir", options.cache_dir)}: {path.parent} is not a directory')
+    raise DataError(
+      f'{data_flag("cache_dir", options.cache_dir)}: {path.parent} is not a directory'
+    )
   if path.is_dir():
     raise DataError(f'{data_flag("cache_dir", options.cache_dir)}: {path} is a directory')
   if path.exists():
@@ -395,5 +397,7 @@ def cached(options, build: Callable, load: Callable, version: int = _CACHE_VERSI
     data.save(partial)
     os.replace(partial, path)
   except OSError as e:
-    raise DataError(f'{data_flag("cache_dir", options.cache_dir)}: cannot write {path} ({e})') from e
+    raise DataError(
+      f'{data_flag("cache_dir", options.cache_dir)}: cannot write {path} ({e})'
+    ) from e
   return data

@@ -148,7 +148,7 @@ def test_config_errors(write):
 @pytest.mark.parametrize(
   'fields, message',
   [
-    ({'test_days': -1.0}, r"test_days=-1.0: expected >= 0 \(0 = split by test_fraction\)"),
+    ({'test_days': -1.0}, r'test_days=-1.0: expected >= 0 \(0 = split by test_fraction\)'),
     ({'valid_days': -1.0}, r'valid_days=-1.0: expected >= 0 \(0 = no validation\)'),
     ({'synthetic_sessions': 0}, 'synthetic_sessions=0: expected a positive integer'),
     ({'synthetic_items': 3}, r'synthetic_\*: n_items \(3\) must exceed'),
