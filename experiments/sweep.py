@@ -53,8 +53,8 @@ _WORKER = flags.DEFINE_string(
 flags.mark_flags_as_required(['config', 'label', 'output'])
 flags.register_validator(
   'seeds',
-  lambda seeds: all(re.fullmatch(r'\d+', s.strip()) for s in seeds),
-  message='--seeds: expected comma-separated non-negative integers, e.g. --seeds=0,1,2',
+  lambda seeds: bool(seeds) and all(re.fullmatch(r'\d+', s.strip()) for s in seeds),
+  message='--seeds: expected one or more comma-separated non-negative integers, e.g. --seeds=0,1,2',
 )
 
 

@@ -63,9 +63,9 @@ class Run:
     Raises:
       ValueError: on an empty prefix, or a history for a model without a user level.
     """
-    dense = jnp.asarray(self.dense_ids(items), jnp.int32)
-    if dense.size == 0:
+    if not len(items):
       raise ValueError('encode_session needs at least one item')
+    dense = jnp.asarray(self.dense_ids(items), jnp.int32)
     if not history:
       if isinstance(self.model, HRNN):  # a user with no history: both states start at zero
         flags = jnp.zeros(dense.shape, bool).at[0].set(True)
@@ -98,6 +98,7 @@ class Run:
 
   def top_k(self, items, k: int = 20, exclude_seen: bool = False, history=None) -> list[tuple]:
     """The k best next items after the prefix as `(raw_id, score)`, best first."""
+    _check_k(k)
     scores = self.score_session(items, history)
     if exclude_seen:
       scores[self.dense_ids(items)] = -np.inf
@@ -112,11 +113,18 @@ class Run:
     """The k items closest to `item` by cosine similarity in the item table, `(raw_id, cos)`."""
     emb = self.item_embeddings()
     norm = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
+    _check_k(k)
     i = int(self.dense_ids([item])[0])
     sims = norm @ norm[i]
     sims[i] = -np.inf
-    best = np.argsort(-sims, kind='stable')[:k]
+    best = np.argsort(-sims, kind='stable')[: min(k, len(emb) - 1)]  # never the item itself
     return [(self.vocab.decode(np.array([j]))[0].item(), float(sims[j])) for j in best]
+
+
+def _check_k(k) -> None:
+  """Refuses a list length that is not a positive integer (a negative slice would drop items)."""
+  if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+    raise ValueError(f'k={k!r}: expected a positive integer')
 
 
 @nnx.jit
@@ -240,6 +248,7 @@ class SequenceRun:
 
   def top_k(self, items, k: int = 10, exclude_seen: bool = False, user=None) -> list[tuple]:
     """The k best next items as `(raw_id, score)`, best first."""
+    _check_k(k)
     scores = self.score_history(items, user)
     if exclude_seen:
       scores[self.dense_items(items)] = -np.inf

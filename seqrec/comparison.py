@@ -151,6 +151,8 @@ def per_prediction(ranks: np.ndarray, metric: str) -> np.ndarray:
   if not match:
     raise ValueError(f'metric {metric!r}: expected recall@K, mrr@K or ndcg@K, e.g. ndcg@10')
   name, k = match[1], int(match[2])
+  if k < 1:
+    raise ValueError(f'metric {metric!r}: expected a cut-off K >= 1')
   ranks = np.asarray(ranks, np.float64)
   hit = ranks <= k
   if name == 'recall':
@@ -180,7 +182,11 @@ def pair(a: RunRanks, b: RunRanks, sampled: bool = False) -> tuple[np.ndarray, n
       f'exclude_seen {a.exclude_seen} vs {b.exclude_seen}); their metrics do not compare'
     )
   if sampled and (a.sampled_ranks is None or b.sampled_ranks is None):
-    raise DataError(f'{where}: sampled metrics need both runs evaluated with eval.sampled_n > 0')
+    without = [r.path for r in (a, b) if r.sampled_ranks is None]
+    raise DataError(
+      f'{" and ".join(dict.fromkeys(without))}: no sampled ranks; sampled metrics need every run '
+      'evaluated with eval.sampled_n > 0'
+    )
   if sampled and a.sampled_protocol != b.sampled_protocol:
     raise DataError(
       f'{where}: other sampled negatives ({a.sampled_protocol} vs {b.sampled_protocol})'

@@ -101,3 +101,15 @@ def test_load_run_without_checkpoint_raises(trained_run, tmp_path):
     shutil.copy(trained_run.workdir / name, tmp_path / name)
   with pytest.raises(FileNotFoundError, match='no checkpoint'):
     analysis.load_run(str(tmp_path), device='cpu')
+
+
+def test_list_lengths_and_an_empty_prefix_are_checked(run):
+  with pytest.raises(ValueError, match='at least one item'):
+    run.score_session([])
+  item = run.vocab.ids[0].item()
+  for bad in (0, -1, 2.5):
+    with pytest.raises(ValueError, match=f'k={bad!r}: expected a positive integer'):
+      run.top_k([item], k=bad)
+  everything = run.nearest_items(item, k=10**6)  # at most every other item
+  assert len(everything) == run.vocab.size - 1
+  assert item not in [i for i, _ in everything]

@@ -69,8 +69,11 @@ def test_pairing_follows_the_keys_and_refuses_other_predictions():
     comparison.pair(a, _ranks([1, 2, 3], [10, 20, 31], [1, 1, 1], 'b'))
   with pytest.raises(DataError, match='different rules'):
     comparison.pair(a, _ranks([1, 2, 3], [10, 20, 30], [1, 1, 1], 'b', tie_mode='median'))
-  with pytest.raises(DataError, match='sampled metrics need both runs evaluated'):
+  with pytest.raises(DataError, match='^a and b: no sampled ranks; sampled metrics need every'):
     comparison.pair(a, b, sampled=True)
+  with_sampled = dataclasses.replace(a, sampled_ranks=np.ones(3, np.float32))
+  with pytest.raises(DataError, match='^b: no sampled ranks'):  # only the run without them
+    comparison.pair(with_sampled, b, sampled=True)
   protocol = 'sampled100_uniform_seed0'
   a, b = (
     dataclasses.replace(r, sampled_ranks=np.ones(3, np.float32), sampled_protocol=protocol)
@@ -159,3 +162,8 @@ def test_compare_script_on_saved_ranks(tmp_path):
   missing = subprocess.run([*command, str(tmp_path)], capture_output=True, text=True)
   assert missing.returncode == 2 and 'Traceback' not in missing.stderr
   assert 'test_ranks.npz not found' in missing.stderr
+
+
+def test_a_cut_off_below_one_is_refused():
+  with pytest.raises(ValueError, match=r"metric 'ndcg@0': expected a cut-off K >= 1"):
+    comparison.per_prediction(np.ones(3), 'ndcg@0')
