@@ -53,7 +53,11 @@ def summary(result: dict) -> str:
   )
   width = max([len('test metric')] + [len(k) for k in names])
   lines = [f'{"test metric":<{width}}  {"model":>8}  {"POP":>8}']
-  lines += [f'{k:<{width}}  {model[k]:8.4f}  {pop.get(k, float("nan")):8.4f}' for k in names]
+  # POP has no value for some keys (HRNN's /firstN metrics): a dash, not nan.
+  lines += [
+    f'{k:<{width}}  {model[k]:8.4f}  ' + (f'{pop[k]:8.4f}' if k in pop else f'{"–":>8}')
+    for k in names
+  ]
   sampled = sorted(
     {parsed[k]['prefix'] for k in names if (parsed[k]['prefix'] or '').startswith('sampled')}
   )

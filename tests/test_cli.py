@@ -71,3 +71,17 @@ def test_a_workdir_that_is_a_file_fails_before_anything_runs(tmp_path):
     assert 'Traceback' not in proc.stderr
     assert message in proc.stderr
   assert taken.read_text() == 'not a run'
+
+
+def test_summary_shows_a_dash_where_pop_has_no_value():
+  from seqrec import main as entry  # noqa: PLC0415 (defines absl flags on import)
+
+  text = entry.summary(
+    {
+      'test': {'recall@20': 0.5, 'recall@20/first1': 0.4, 'count': 7.0},
+      'popularity_test': {'recall@20': 0.1, 'count': 7.0},
+    }
+  )
+  rows = {line.split()[0]: line.split()[1:] for line in text.splitlines()[1:-1]}
+  assert rows == {'recall@20': ['0.5000', '0.1000'], 'recall@20/first1': ['0.4000', '–']}
+  assert 'nan' not in text and '(7 test predictions' in text
