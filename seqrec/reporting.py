@@ -221,3 +221,37 @@ class Progress:
     if self.tty:
       self.stream.write('\n')
       self.stream.flush()
+
+
+_METRIC_KEY = re.compile(r'(?:(?P<prefix>\w+)/)?(?P<name>[a-z]+)@(?P<k>\d+)(?:/(?P<suffix>\w+))?')
+
+
+def summary(result: dict) -> str:
+  """A short human-readable comparison of the model and the popularity baseline on test."""
+  model, pop = result['test'], result['popularity_test']
+  # Keys look like `recall@20`, `recall@5/first1` (HRNN) or `sampled100_uniform/ndcg@10`.
+  parsed = {k: _METRIC_KEY.fullmatch(k) for k in model}
+  names = sorted(
+    (k for k, m in parsed.items() if m),
+    key=lambda k: (
+      parsed[k]['prefix'] or '',
+      parsed[k]['suffix'] or '',
+      parsed[k]['name'],
+      int(parsed[k]['k']),
+    ),
+  )
+  width = max([len('test metric')] + [len(k) for k in names])
+  lines = [f'{"test metric":<{width}}  {"model":>8}  {"POP":>8}']
+  # POP has no value for some keys (HRNN's /firstN metrics): a dash, not nan.
+  lines += [
+    f'{k:<{width}}  {model[k]:8.4f}  ' + (f'{pop[k]:8.4f}' if k in pop else f'{"–":>8}')
+    for k in names
+  ]
+  sampled = sorted(
+    {parsed[k]['prefix'] for k in names if (parsed[k]['prefix'] or '').startswith('sampled')}
+  )
+  protocol = 'full-catalogue ranking'
+  if sampled:  # e.g. sampled100_uniform: the target among 100 uniformly drawn negatives
+    protocol += f'; rows prefixed {", ".join(sampled)} rank among sampled negatives only'
+  lines.append(f'({int(model["count"])} test predictions, {protocol})')
+  return '\n'.join(lines)

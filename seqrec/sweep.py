@@ -18,7 +18,8 @@ from seqrec.models.sequential import SEQUENCE_MODELS
 
 
 class AxisError(ValueError):
-  """A malformed sweep flag: an `--axis` (or one naming no field or a wrong type), `--worker`."""
+  """A malformed sweep flag: an `--axis` (or one naming no field or a wrong type), `--worker`,
+  or a `--label` whose `--output` already records its runs under another config."""
 
 
 # Config fields a results row's `config_sha256` leaves out: the seed (each row names its own), where

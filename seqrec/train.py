@@ -100,6 +100,13 @@ class TrainingDivergedError(ConfigError):
   """Training produced a non-finite loss: its settings (mostly the learning rate) do not work."""
 
 
+@jax.jit
+def _all_finite(tree) -> jax.Array:
+  """Whether every floating-point array of `tree` is free of NaN and infinity (one call)."""
+  leaves = [x for x in jax.tree.leaves(tree) if jnp.issubdtype(x.dtype, jnp.floating)]
+  return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves] or [jnp.bool_(True)]))
+
+
 def check_finite_training(
   loss: float, state, epoch: int, config: ml_collections.ConfigDict, workdir: str
 ) -> None:
@@ -109,13 +116,11 @@ def check_finite_training(
   Raises:
     TrainingDivergedError: naming the epoch, the learning rate and the workdir.
   """
-  leaves = [x for x in jax.tree.leaves(state) if jnp.issubdtype(x.dtype, jnp.floating)]
-  finite = bool(jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves]))) if leaves else True
-  if not math.isfinite(loss) or not finite:
+  if not math.isfinite(loss) or not bool(_all_finite(state)):
     what = (
       f'the mean training loss is {loss}'
       if not math.isfinite(loss)
-      else ('the parameters or optimiser state hold NaN or infinite values')
+      else 'the parameters or optimiser state hold NaN or infinite values'
     )
     raise TrainingDivergedError(
       f'training diverged in epoch {epoch}: {what}. Lower '

@@ -6,6 +6,8 @@ import pathlib
 import subprocess
 import sys
 
+from seqrec import reporting
+
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
@@ -74,9 +76,7 @@ def test_a_workdir_that_is_a_file_fails_before_anything_runs(tmp_path):
 
 
 def test_summary_shows_a_dash_where_pop_has_no_value():
-  from seqrec import main as entry  # noqa: PLC0415 (defines absl flags on import)
-
-  text = entry.summary(
+  text = reporting.summary(
     {
       'test': {'recall@20': 0.5, 'recall@20/first1': 0.4, 'count': 7.0},
       'popularity_test': {'recall@20': 0.1, 'count': 7.0},
