@@ -91,6 +91,7 @@ _CHECKS: dict[str, Callable[[str], bool]] = {
   'int_or_na': lambda token: token.strip() in ('', 'NA') or _is_int(token),
   'utc_time': lambda token: _is_time(token, 'utc_time'),
   'token': lambda token: len(token.encode()) <= _TOKEN_BYTES,
+  'id': lambda token: 0 < len(token.strip().encode()) <= _TOKEN_BYTES,
   'free': lambda token: True,
 }
 _EXPECTED: dict[str, str] = {
@@ -102,11 +103,18 @@ _EXPECTED: dict[str, str] = {
   'int_or_na': 'an integer or NA',
   'utc_time': 'a time like 2019-10-01 00:00:00 UTC',
   'token': f'an id of at most {_TOKEN_BYTES} bytes',
+  'id': f'a non-empty id of at most {_TOKEN_BYTES} bytes',
   'free': 'any text',
 }
 # One byte more than the longest token, so that an over-long token shows instead of being cut.
 # 'free' columns are only checked to exist; readers that need their text take it from the line.
-_LOAD_DTYPES = {'int': np.int64, 'float': np.float64, 'token': f'S{_TOKEN_BYTES + 1}', 'free': 'S1'}
+_LOAD_DTYPES = {
+  'int': np.int64,
+  'float': np.float64,
+  'token': f'S{_TOKEN_BYTES + 1}',
+  'id': f'S{_TOKEN_BYTES + 1}',  # a token that may not be empty (a user or item id)
+  'free': 'S1',
+}
 
 
 def _separator_name(sep: str) -> str:
@@ -220,9 +228,11 @@ def _convert(column: _Column, values: np.ndarray) -> np.ndarray:
     raise ValueError('a value that is not a finite number')
   if column.kind in ('int', 'float', 'text', 'free'):
     return values
-  if column.kind == 'token':
+  if column.kind in ('token', 'id'):
     if len(values) and np.char.str_len(values).max() > _TOKEN_BYTES:
       raise ValueError(f'id longer than {_TOKEN_BYTES} bytes')
+    if column.kind == 'id' and len(values) and np.char.str_len(np.char.strip(values)).min() == 0:
+      raise ValueError('an empty id')
     return values
   if column.kind == 'int_or_na':
     missing = (values == b'NA') | (values == b'')
@@ -626,8 +636,8 @@ def read_recbole_inter(path: str | os.PathLike, session_gap_seconds: float = 180
   """
   path = check_file(path)
   columns = [
-    _Column('user_id', 'token'),
-    _Column('item_id', 'token'),
+    _Column('user_id', 'id'),
+    _Column('item_id', 'id'),
     _Column('timestamp', 'float'),
   ]
   usecols = _recbole_columns(path, columns)

@@ -106,6 +106,10 @@ def test_recbole_inter_errors(write):
   assert 'line 3' in message and "'late'" in message and 'timestamp' in message
   path = write('d.inter', f'user_id:token\titem_id:token\ttimestamp:float\n1\t{"x" * 70}\t3\n')
   assert 'line 2' in _error(readers.read_recbole_inter, path)  # an over-long id is not cut
+  for row in ('1\t\t5', '\t7\t5'):  # an empty item or user id is no id
+    path = write('e.inter', f'user_id:token\titem_id:token\ttimestamp:float\n1\t2\t3\n{row}\n')
+    message = _error(readers.read_recbole_inter, path)
+    assert 'line 3' in message and 'a non-empty id' in message
 
 
 LASTFM_ROWS = [
