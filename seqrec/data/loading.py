@@ -121,6 +121,15 @@ class DataOptions:
         f'{data_flag("train_tr_path", self.train_tr_path)} is only used together with '
         '--config.data.valid_path'
       )
+    given = [(name, getattr(self, name)) for name in ('train_path', 'valid_path', 'test_path')]
+    given = [(name, path) for name, path in given if path]
+    for i, (name, path) in enumerate(given):
+      for other, other_path in given[i + 1 :]:
+        if os.path.realpath(path) == os.path.realpath(other_path):
+          raise DataError(
+            f'{data_flag(other, other_path)} is the same file as --config.data.{name}: the model '
+            'would be evaluated on what it trained on'
+          )
     for name in ('test_fraction', 'valid_fraction'):
       if not 0.0 <= getattr(self, name) < 1.0:
         raise DataError(f'{data_flag(name, getattr(self, name))}: expected a value in [0, 1)')

@@ -159,6 +159,11 @@ def test_bad_split_and_synthetic_sizes_are_named(fields, message):
     load_session_data(dict(format='synthetic', **fields))
 
 
+def test_a_test_file_that_is_the_training_file_is_refused(raw_tsv):
+  with pytest.raises(DataError, match='test_path=.* is the same file as --config.data.train_path'):
+    load_session_data(dict(format='gru4rec_tsv', train_path=str(raw_tsv), test_path=str(raw_tsv)))
+
+
 def test_a_cache_dir_that_cannot_hold_the_cache_is_named(tmp_path):
   blocker = tmp_path / 'file'
   blocker.write_text('x')
