@@ -10,9 +10,6 @@ does). One JSON line is appended to --output with the date, device, config summa
 """
 
 import datetime
-import json
-import os
-import sys
 import tempfile
 import time
 
@@ -50,33 +47,16 @@ def eval_rate(config, model, events, batch_size: int) -> float:
 def main(argv):
   del argv
   reporting.quiet_library_logs()
-  try:
-    record = run(_CONFIG.value)
-  except train.INPUT_ERRORS as e:  # one line naming the flag, file or directory
-    print(f'error: {e}', file=sys.stderr)
-    sys.exit(2)
-  line = json.dumps(reporting.json_safe(record))
-  print(line)
-  with open(_OUTPUT.value, 'a') as f:
-    f.write(line + '\n')
+  cli.benchmark_main(run, _CONFIG.value, _OUTPUT.value)
 
 
 def run(config) -> dict:
-  """Trains and times `config`; the JSON record of the rates. Bad flags fail before training."""
+  """Trains and times `config`; the JSON record of the rates (see `cli.benchmark_main`)."""
   if config.model != 'gru4rec':
     raise train.ConfigError(
       f'--config.model={config.model!r}: expected gru4rec (benchmark_sequences.py times the '
       'user-sequence models)'
     )
-  if int(config.n_epochs) < 2:
-    raise train.ConfigError(
-      f'--config.n_epochs={config.n_epochs!r}: expected at least 2 (epoch 1 compiles; the '
-      'training rate is the median of epochs 2..)'
-    )
-  try:
-    os.makedirs(os.path.dirname(os.path.abspath(_OUTPUT.value)), exist_ok=True)
-  except OSError as e:
-    raise train.ConfigError(f'--output={_OUTPUT.value}: cannot create its directory ({e})') from e
   with tempfile.TemporaryDirectory() as workdir:
     result = train.train_and_evaluate(config, workdir)
   data = load_session_data(config.data)

@@ -10,9 +10,6 @@ second call (the first compiles). One JSON line is appended to --output with dat
 """
 
 import datetime
-import json
-import os
-import sys
 import tempfile
 import time
 
@@ -20,7 +17,7 @@ import jax
 from absl import app, flags
 from ml_collections import config_flags
 
-from seqrec import cli, reporting, seq_evaluation, seq_train, train
+from seqrec import cli, reporting, seq_evaluation, seq_train
 from seqrec.data.user_sequences import load_sequence_data
 from seqrec.models.sequential import history_length
 
@@ -53,28 +50,11 @@ def full_ranking_seconds(model, split, config) -> float:
 def main(argv):
   del argv
   reporting.quiet_library_logs()
-  try:
-    record = run(_CONFIG.value)
-  except train.INPUT_ERRORS as e:  # one line naming the flag, file or directory
-    print(f'error: {e}', file=sys.stderr)
-    sys.exit(2)
-  line = json.dumps(reporting.json_safe(record))
-  print(line)
-  with open(_OUTPUT.value, 'a') as f:
-    f.write(line + '\n')
+  cli.benchmark_main(run, _CONFIG.value, _OUTPUT.value)
 
 
 def run(config) -> dict:
-  """Trains and times `config`; the JSON record of the rates. Bad flags fail before training."""
-  if int(config.n_epochs) < 2:
-    raise train.ConfigError(
-      f'--config.n_epochs={config.n_epochs!r}: expected at least 2 (epoch 1 compiles; the '
-      'training rate is the median of epochs 2..)'
-    )
-  try:
-    os.makedirs(os.path.dirname(os.path.abspath(_OUTPUT.value)), exist_ok=True)
-  except OSError as e:
-    raise train.ConfigError(f'--output={_OUTPUT.value}: cannot create its directory ({e})') from e
+  """Trains and times `config`; the JSON record of the rates (see `cli.benchmark_main`)."""
   with tempfile.TemporaryDirectory() as workdir:
     result = seq_train.train_and_evaluate_sequences(config, workdir)
   data = load_sequence_data(config.data)

@@ -71,7 +71,7 @@ def config_changes(saved: dict, current: dict) -> list[str]:
   ]
 
 
-def fingerprint_changes(saved: dict, current: dict) -> str:
+def _fingerprint_changes(saved: dict, current: dict) -> str:
   """The entries in which a checkpoint's fingerprint and this run's differ, as one phrase."""
   keys = sorted(set(saved) | set(current))
   return '; '.join(
@@ -79,6 +79,21 @@ def fingerprint_changes(saved: dict, current: dict) -> str:
     for k in keys
     if saved.get(k) != current.get(k)
   )
+
+
+def check_same_run(workdir: str, saved_fingerprint: dict | None, fingerprint: dict, config) -> None:
+  """Refuses to resume `workdir` as another run: its checkpoint's shapes and data first (the
+  fingerprint), then every config field a rerun may not change (`check_rerun_config`).
+
+  Raises:
+    CheckpointMismatchError: naming the differing fingerprint entries or changed flags.
+  """
+  if saved_fingerprint != fingerprint:
+    raise CheckpointMismatchError(
+      f'--workdir={workdir} holds a checkpoint of a different run '
+      f'({_fingerprint_changes(saved_fingerprint or {}, fingerprint)}). Use a fresh --workdir.'
+    )
+  check_rerun_config(workdir, config)
 
 
 def check_rerun_config(workdir: str, config) -> None:

@@ -1,6 +1,9 @@
 """Command-line plumbing for `seqrec.main` and the experiment scripts: one-line flag errors."""
 
+import json
+import os
 import sys
+from collections.abc import Callable
 
 from absl import app
 
@@ -29,3 +32,32 @@ def parse_flags(argv: list[str]) -> list[str]:
       detail = detail.args[0]
     print(f'error: unknown config field in {overrides}: {detail}', file=sys.stderr)
     sys.exit(2)
+
+
+def benchmark_main(measure: Callable[..., dict], config, output: str) -> None:
+  """The benchmark scripts' entry: checks, `measure(config)`, one JSON line appended to `output`.
+
+  A config of fewer than 2 epochs (the rate is the median of epochs 2..), an `--output` whose
+  directory cannot be made, or any bad input `measure` meets ends the script with one line
+  naming it (status 2) before anything trains or is written.
+  """
+  from seqrec import reporting, train  # noqa: PLC0415 (seqrec.main imports this module)
+
+  try:
+    if int(config.n_epochs) < 2:
+      raise train.ConfigError(
+        f'--config.n_epochs={config.n_epochs!r}: expected at least 2 (epoch 1 compiles; the '
+        'training rate is the median of epochs 2..)'
+      )
+    try:
+      os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
+    except OSError as e:
+      raise train.ConfigError(f'--output={output}: cannot create its directory ({e})') from e
+    record = measure(config)
+  except train.INPUT_ERRORS as e:  # one line naming the flag, file or directory
+    print(f'error: {e}', file=sys.stderr)
+    sys.exit(2)
+  line = json.dumps(reporting.json_safe(record))
+  print(line)
+  with open(output, 'a') as f:
+    f.write(line + '\n')

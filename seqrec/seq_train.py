@@ -461,13 +461,7 @@ def train_and_evaluate_sequences(config: ml_collections.ConfigDict, workdir: str
   meta = ckpts.restore_meta('latest')
   if meta is not None:
     try:
-      if meta.get('fingerprint') != fp:
-        raise checkpointing.CheckpointMismatchError(
-          f'--workdir={workdir} holds a checkpoint of a different run ('
-          f'{checkpointing.fingerprint_changes(meta.get("fingerprint") or {}, fp)}). '
-          'Use a fresh --workdir.'
-        )
-      checkpointing.check_rerun_config(workdir, config)
+      checkpointing.check_same_run(workdir, meta.get('fingerprint'), fp, config)
     except checkpointing.CheckpointMismatchError:
       ckpts.close()
       raise

@@ -403,13 +403,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   fp = fingerprint(config, data)
   meta = ckpts.restore_meta('latest')
   if meta is not None:
-    if meta.get('fingerprint') != fp:
-      raise checkpointing.CheckpointMismatchError(
-        f'--workdir={workdir} holds a checkpoint of a different run ('
-        f'{checkpointing.fingerprint_changes(meta.get("fingerprint") or {}, fp)}). '
-        'Use a fresh --workdir.'
-      )
-    checkpointing.check_rerun_config(workdir, config)
+    checkpointing.check_same_run(workdir, meta.get('fingerprint'), fp, config)
     state, meta = ckpts.restore('latest', state)
     progress = Progress(**meta['progress'])
     state = sharding.place_state(state, make_mesh(config))
