@@ -326,6 +326,34 @@ class SequenceRun:
     return [(self.item_ids[j].item(), sign * float(closeness[j])) for j in best]
 
 
+def _checkpoint_meta(ckpts: checkpointing.RunCheckpoints) -> dict:
+  """The meta of the checkpoint `load_run` restores (best, else latest); {} when there is none."""
+  return ckpts.restore_meta('best') or ckpts.restore_meta('latest') or {}
+
+
+def _id_file_mismatch(
+  workdir: str, name: str, detail: str
+) -> checkpointing.CheckpointMismatchError:
+  return checkpointing.CheckpointMismatchError(
+    f'{os.path.join(workdir, name)} does not belong to the checkpoint in {workdir} ({detail}): '
+    'its rows would name the wrong items. Restore the file the run wrote, or retrain.'
+  )
+
+
+def _check_sequence_ids(workdir: str, meta: dict, item_ids, user_ids) -> None:
+  """Refuses an `ids.npz` that is not the one the checkpoint was trained with."""
+  from seqrec import seq_train  # noqa: PLC0415 (imports jax-heavy training code)
+
+  fp = meta.get('fingerprint', {})
+  sizes = {'n_items': len(item_ids) - 1, 'n_users': len(user_ids)}
+  for key, size in sizes.items():
+    if key in fp and fp[key] != size:
+      raise _id_file_mismatch(workdir, 'ids.npz', f'{key} {size}, the checkpoint: {fp[key]}')
+  saved = meta.get('ids_sha256')  # absent in runs saved before it was kept
+  if saved is not None and saved != seq_train.ids_digest(item_ids, user_ids):
+    raise _id_file_mismatch(workdir, 'ids.npz', 'its ids differ from those the run trained on')
+
+
 def load_sequence_run(workdir: str, config: ml_collections.ConfigDict, target) -> SequenceRun:
   """Restores the best (else the latest) parameters of a `seqrec.seq_train` run."""
   from seqrec import seq_train, seq_train_step  # noqa: PLC0415 (imports jax-heavy training code)
@@ -333,10 +361,11 @@ def load_sequence_run(workdir: str, config: ml_collections.ConfigDict, target) -
   ids = np.load(os.path.join(workdir, 'ids.npz'), allow_pickle=False)
   item_ids, user_ids = ids['item_ids'], ids['user_ids']
   with jax.default_device(target):
-    model = seq_train.build_model(config, len(item_ids) - 1, len(user_ids))
-    graphdef, params, others = nnx.split(model, nnx.Param, ...)
     ckpts = checkpointing.RunCheckpoints(workdir)
     try:
+      _check_sequence_ids(workdir, _checkpoint_meta(ckpts), item_ids, user_ids)
+      model = seq_train.build_model(config, len(item_ids) - 1, len(user_ids))
+      graphdef, params, others = nnx.split(model, nnx.Param, ...)
       restored = ckpts.restore('best', params)
       if restored is None:
         step_cfg = seq_train_step.step_config(config, len(item_ids) - 1)
@@ -366,6 +395,8 @@ def load_run(workdir: str, device: str | None = None) -> Run | SequenceRun:
 
   Raises:
     FileNotFoundError: when `workdir` holds no run or no checkpoint.
+    seqrec.checkpointing.CheckpointMismatchError: when the workdir's item (and user) id file is
+      not the one its checkpoint was trained with, e.g. copied from another run.
   """
   config_path = os.path.join(workdir, 'config.json')
   if not os.path.exists(config_path):
@@ -377,10 +408,15 @@ def load_run(workdir: str, device: str | None = None) -> Run | SequenceRun:
     return load_sequence_run(workdir, config, target)
   vocab = ItemVocab.load(os.path.join(workdir, 'item_vocab.npz'))
   with jax.default_device(target):
-    model = build_model(config, vocab.size, seed=int(config.seed))
-    graphdef, tables, dense = nnx.split(model, ItemTable, nnx.Param)
     ckpts = checkpointing.RunCheckpoints(workdir)
     try:
+      saved = _checkpoint_meta(ckpts).get('fingerprint', {}).get('vocab_sha256')
+      if saved is not None and saved != vocab.digest():
+        raise _id_file_mismatch(
+          workdir, 'item_vocab.npz', f"{vocab.size} ids whose digest differs from the run's"
+        )
+      model = build_model(config, vocab.size, seed=int(config.seed))
+      graphdef, tables, dense = nnx.split(model, ItemTable, nnx.Param)
       restored = ckpts.restore('best', {'tables': tables, 'dense': dense})
       if restored is not None:
         params = restored[0]

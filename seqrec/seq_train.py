@@ -308,6 +308,14 @@ def data_hash(data: SequenceData) -> str:
   return h.hexdigest()[:16]
 
 
+def ids_digest(item_ids: np.ndarray, user_ids: np.ndarray) -> str:
+  """A short SHA-256 of a run's raw item and user ids in row order (what `ids.npz` holds)."""
+  h = hashlib.sha256()
+  for ids in (item_ids, user_ids):
+    h.update(np.ascontiguousarray(ids).tobytes())
+  return h.hexdigest()[:16]
+
+
 # Model options added after runs had been saved, with the behaviour those runs had. At that value
 # an option is left out of the fingerprint, so an older checkpoint still resumes.
 _LATER_OPTIONS = {'sasrec': {'separate_output_embedding': False, 'init': 'tf'}}
@@ -477,8 +485,12 @@ def train_and_evaluate_sequences(config: ml_collections.ConfigDict, workdir: str
   np.savez(os.path.join(workdir, 'ids.npz'), item_ids=data.item_ids, user_ids=data.user_ids)
   writer = reporting.MetricsWriter(workdir, keep_through_step=int(state.step))
 
+  # The ids' digest is kept beside the fingerprint (not in it, so older runs still resume):
+  # `analysis.load_run` checks `ids.npz` against it.
+  ids_sha256 = ids_digest(data.item_ids, data.user_ids)
+
   def save(kind: str, tree, step: int | None = None) -> None:
-    meta = {'fingerprint': fp, 'progress': dataclasses.asdict(progress)}
+    meta = {'fingerprint': fp, 'ids_sha256': ids_sha256, 'progress': dataclasses.asdict(progress)}
     ckpts.save(kind, int(state.step) if step is None else step, tree, meta)
 
   def current_model(params):

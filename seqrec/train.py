@@ -1,7 +1,6 @@
 """The training loop: data, model, compiled epochs, evaluation, checkpoints, early stopping."""
 
 import dataclasses
-import hashlib
 import math
 import os
 import time
@@ -39,11 +38,10 @@ class Progress:
 
 def fingerprint(config: ml_collections.ConfigDict, data: SessionData) -> dict:
   """What a checkpoint must agree on with the run restoring it."""
-  vocab_hash = hashlib.sha256(np.ascontiguousarray(data.vocab.ids).tobytes()).hexdigest()[:16]
   return {
     'model': config.model,
     'n_items': int(data.n_items),
-    'vocab_sha256': vocab_hash,
+    'vocab_sha256': data.vocab.digest(),
     'layers': [int(u) for u in config.layers],
     'batch_size': int(config.batch_size),
     **(

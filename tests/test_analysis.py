@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from seqrec import analysis
-from seqrec.data import load_session_data
+from seqrec.checkpointing import CheckpointMismatchError
+from seqrec.data import ItemVocab, load_session_data
 
 
 @pytest.fixture(scope='module')
@@ -113,3 +114,16 @@ def test_list_lengths_and_an_empty_prefix_are_checked(run):
   everything = run.nearest_items(item, k=10**6)  # at most every other item
   assert len(everything) == run.vocab.size - 1
   assert item not in [i for i, _ in everything]
+
+
+def test_load_run_refuses_an_item_vocab_of_another_run(trained_run, tmp_path):
+  """A hand-copied item_vocab.npz of the same size but another id order would silently map every
+  row to the wrong raw item; the checkpoint's vocabulary digest refuses it."""
+  workdir = tmp_path / 'run'
+  shutil.copytree(trained_run.workdir, workdir)
+  vocab = ItemVocab.load(workdir / 'item_vocab.npz')
+  ItemVocab(vocab.ids[::-1].copy()).save(workdir / 'item_vocab.npz')
+  with pytest.raises(CheckpointMismatchError, match='item_vocab.npz does not belong'):
+    analysis.load_run(str(workdir), device='cpu')
+  vocab.save(workdir / 'item_vocab.npz')  # the run's own file restores again
+  assert analysis.load_run(str(workdir), device='cpu').vocab.size == vocab.size

@@ -575,6 +575,22 @@ def test_load_run_ranks_a_users_history_as_the_evaluator_does(reference):
   np.testing.assert_allclose([c for _, c in near], cosines[expected - 1], rtol=1e-5)
 
 
+def test_load_run_refuses_an_ids_file_of_another_run(reference, tmp_path):
+  """`ids.npz` maps rows to raw ids; one copied from another run (here: the same ids, users
+  reordered) is refused by the digest the checkpoint keeps, one of another size by its sizes."""
+  workdir = tmp_path / 'run'
+  shutil.copytree(reference.workdir, workdir)
+  ids = dict(np.load(workdir / 'ids.npz'))
+  np.savez(workdir / 'ids.npz', item_ids=ids['item_ids'], user_ids=ids['user_ids'][::-1])
+  with pytest.raises(checkpointing.CheckpointMismatchError, match='ids.npz does not belong'):
+    analysis.load_run(str(workdir), device='cpu')
+  np.savez(workdir / 'ids.npz', item_ids=ids['item_ids'][:-1], user_ids=ids['user_ids'])
+  with pytest.raises(checkpointing.CheckpointMismatchError, match='n_items'):
+    analysis.load_run(str(workdir), device='cpu')
+  np.savez(workdir / 'ids.npz', **ids)
+  assert analysis.load_run(str(workdir), device='cpu').item_ids.tolist() == ids['item_ids'].tolist()
+
+
 def test_transrec_neighbours_are_the_nearest_points():
   """TransRec scores fall with distance, so its neighbours are by Euclidean distance, all of them
   (k above the catalogue) but the item itself, nearest first."""

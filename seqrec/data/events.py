@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
 import os
 
 import numpy as np
@@ -205,6 +206,10 @@ class ItemVocab:
     pos = np.minimum(np.searchsorted(self._sorted, raw), self.size - 1)
     found = self._sorted[pos] == raw
     return np.where(found, self._sorter[pos], -1).astype(np.int32)
+
+  def digest(self) -> str:
+    """A short SHA-256 of the ids in dense order: equal only for the same id-to-row mapping."""
+    return hashlib.sha256(np.ascontiguousarray(self.ids).tobytes()).hexdigest()[:16]
 
   def decode(self, dense) -> np.ndarray:
     """Maps dense ids (in [0, N)) back to raw ids."""
