@@ -31,10 +31,19 @@ _NOT_IN_DIGEST = (
 ) - {'n_epochs', 'early_stopping.patience'}
 
 
+# Config fields added after rows carried digests, with the value that does what runs did before
+# them. At that value a field is left out, so the rows already written keep matching new runs.
+_LATER_FIELDS = {'data.time_unit': 's'}
+
+
 def config_digest(config: ml_collections.ConfigDict) -> str:
   """16 hex digits identifying what a run computes (see `_NOT_IN_DIGEST` for what it ignores)."""
   fields = checkpointing.dotted(json.loads(config.to_json()))
-  kept = {k: v for k, v in fields.items() if k not in _NOT_IN_DIGEST}
+  kept = {
+    k: v
+    for k, v in fields.items()
+    if k not in _NOT_IN_DIGEST and (k not in _LATER_FIELDS or v != _LATER_FIELDS[k])
+  }
   return hashlib.sha256(json.dumps(kept, sort_keys=True).encode()).hexdigest()[:16]
 
 

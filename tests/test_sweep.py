@@ -43,6 +43,11 @@ def test_config_digest_ignores_seed_paths_and_speed_settings_only(make_config):
   assert sweep.config_digest(make_config(data={'train_path': '/elsewhere/x.tsv'})) == base
   for changed in ({'learning_rate': 0.2}, {'n_epochs': 4}, {'eval': {'cutoffs': (10,)}}):
     assert sweep.config_digest(make_config(**changed)) != base, changed
+  # A field added later counts only away from the value that does what runs did before it.
+  older = make_config()
+  del older.data['time_unit']
+  assert sweep.config_digest(older) == base
+  assert sweep.config_digest(make_config(data={'time_unit': 'ms'})) != base
 
 
 @pytest.mark.parametrize(

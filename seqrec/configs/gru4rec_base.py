@@ -38,6 +38,7 @@ def data_config(**overrides) -> ml_collections.ConfigDict:
       valid_fraction=0.0,
       min_session_length=2,
       min_item_support=5,
+      time_unit='s',  # of a gru4rec_tsv Time column: 's' or 'ms'
       preprocess=config_dict.placeholder(bool),  # None: True for raw formats only
       cache_dir='',
       synthetic_sessions=6000,

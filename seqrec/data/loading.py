@@ -39,6 +39,7 @@ _PATH_FIELDS = ('train_path', 'test_path', 'valid_path', 'train_tr_path')
 FORMATS = ('gru4rec_tsv', 'yoochoose', 'diginetica', 'retailrocket', 'session_lines', 'synthetic')
 _UNTIMED_FORMATS = ('session_lines',)  # `time` is the position in the file.
 _PROCESSED_FORMATS = ('gru4rec_tsv',)  # `preprocess` defaults to False for these.
+_NUMERIC_TIME_FORMATS = ('gru4rec_tsv',)  # `time_unit` says what their time numbers count.
 _CACHE_VERSION = 1  # Bump when a change to this package changes processed data.
 
 
@@ -63,6 +64,8 @@ class DataOptions:
     valid_fraction: like `test_fraction`, for validation; 0 = no validation split.
     min_session_length: shorter sessions are dropped (GRU4Rec: 2).
     min_item_support: items with fewer events are dropped (GRU4Rec: 5).
+    time_unit: the unit of gru4rec_tsv's Time column, 's' or 'ms' (the other formats' times
+      have a known unit).
     session_gap_seconds: RetailRocket inactivity gap that ends a session.
     event_types: RetailRocket event labels to keep, comma-separated; empty = all.
     cache_dir: when set, the processed data is cached here as `.npz`, keyed by the options and
@@ -87,6 +90,7 @@ class DataOptions:
   valid_fraction: float = 0.0
   min_session_length: int = 2
   min_item_support: int = 5
+  time_unit: str = 's'
   session_gap_seconds: float = 1800.0
   event_types: str = 'view'
   cache_dir: str = ''
@@ -130,6 +134,7 @@ class DataOptions:
             f'{data_flag(other, other_path)} is the same file as --config.data.{name}: the model '
             'would be evaluated on what it trained on'
           )
+    check_time_unit(self.time_unit, self.format, _NUMERIC_TIME_FORMATS)
     for name in ('test_fraction', 'valid_fraction'):
       if not 0.0 <= getattr(self, name) < 1.0:
         raise DataError(f'{data_flag(name, getattr(self, name))}: expected a value in [0, 1)')
@@ -168,6 +173,22 @@ class DataOptions:
     if self.name:
       return self.name
     return 'synthetic' if self.format == 'synthetic' else Path(self.train_path).stem
+
+
+def check_time_unit(unit: str, fmt: str, numeric_time_formats: tuple[str, ...]) -> None:
+  """Refuses an unknown `time_unit`, or one set for a format whose times have a known unit.
+
+  Raises:
+    DataError: naming the flag and what it takes.
+  """
+  if unit not in readers.TIME_UNITS:
+    units = ', '.join(readers.TIME_UNITS)
+    raise DataError(f'{data_flag("time_unit", unit)}: expected one of {units}')
+  if unit != 's' and fmt not in numeric_time_formats:
+    raise DataError(
+      f'{data_flag("time_unit", unit)} is not read with {data_flag("format", fmt)}, whose times '
+      f'have a known unit; only {", ".join(numeric_time_formats)} read it'
+    )
 
 
 def unread_path(field: str, value: str, fmt: str, formats: tuple[str, ...]) -> str:
@@ -222,7 +243,7 @@ def default_config():
 def read_events(options: DataOptions, path: str) -> Events:
   """Reads one input file with the reader of `options.format`."""
   if options.format == 'gru4rec_tsv':
-    return readers.read_gru4rec_tsv(path)
+    return readers.read_gru4rec_tsv(path, options.time_unit)
   if options.format == 'yoochoose':
     return readers.read_yoochoose_clicks(path)
   if options.format == 'diginetica':

@@ -39,6 +39,7 @@ def define_flags() -> None:
   flags.DEFINE_float('valid_fraction', defaults.valid_fraction, 'Session share for validation.')
   flags.DEFINE_integer('min_session_length', defaults.min_session_length, 'Shorter sessions go.')
   flags.DEFINE_integer('min_item_support', defaults.min_item_support, 'Rarer items go.')
+  flags.DEFINE_enum('time_unit', defaults.time_unit, ['s', 'ms'], 'gru4rec_tsv Time unit.')
   flags.DEFINE_float('session_gap_seconds', defaults.session_gap_seconds, 'RetailRocket gap.')
   flags.DEFINE_string('event_types', defaults.event_types, 'RetailRocket events to keep.')
   flags.DEFINE_string('cache_dir', '', 'Where to write the processed .npz.')

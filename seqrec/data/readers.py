@@ -24,6 +24,7 @@ from seqrec.data.preprocess import sessionize_by_gap
 _CHUNK_BYTES = 1 << 25  # ~32 MB of text per loadtxt call bounds the temporary memory.
 _TEXT_DTYPE = 'S32'  # Fixed-width bytes for time, date and label fields.
 _TOKEN_BYTES = 64  # Longest id token (e.g. a 36-character UUID); longer ones are an error.
+_BOM = b'\xef\xbb\xbf'  # UTF-8 byte-order mark, which some editors put at a file's start
 _SEPARATOR_NAMES = {'\t': 'tab', ',': 'comma', ';': 'semicolon', ' ': 'space', '|': 'pipe'}
 
 GRU4REC_HEADER = 'SessionId\tItemId\tTime'
@@ -148,6 +149,16 @@ def check_file(path: str | os.PathLike) -> Path:
   if path.stat().st_size == 0:
     raise DataError(f'{path}: file is empty')
   return path
+
+
+def read_text_bytes(path: str | os.PathLike) -> bytes:
+  """The bytes of a checked input file (`check_file`), without a leading UTF-8 byte-order mark.
+
+  Every reader drops the mark the same way, so a file saved by an editor that writes one reads
+  as the same file without it.
+  """
+  data = check_file(path).read_bytes()
+  return data[len(_BOM) :] if data.startswith(_BOM) else data
 
 
 def _first_line(path: Path) -> str:
@@ -286,6 +297,8 @@ def _read_columns(
   dtype = [(f'c{k}', _LOAD_DTYPES.get(col.kind, _TEXT_DTYPE)) for k, col in enumerate(columns)]
   parts: list[list[np.ndarray]] = []
   with open(path, 'rb') as f:
+    if f.read(len(_BOM)) != _BOM:
+      f.seek(0)
     for _ in range(skiprows):
       f.readline()
     first_line = skiprows + 1
@@ -312,19 +325,47 @@ def _read_columns(
   return [np.concatenate([part[k] for part in parts]) for k in range(len(parts[0]))]
 
 
-def read_gru4rec_tsv(path: str | os.PathLike) -> Events:
+# Units a numeric time column may be given in, as seconds per unit.
+TIME_UNITS = {'s': 1.0, 'ms': 1e-3}
+# The largest plausible unix time in seconds (the year 5138). Milliseconds exceed it for any time
+# after 1973-03-03, so a column above it was written in milliseconds (or finer).
+_MAX_UNIX_SECONDS = 1e11
+_SECONDS_PER_YEAR = 365.2425 * 86400
+
+
+def _unix_seconds(time: np.ndarray, unit: str, path: Path, column: str) -> np.ndarray:
+  """[E] seconds from a numeric time column in `unit` (a key of `TIME_UNITS`).
+
+  Raises:
+    DataError: if a column said to hold seconds holds values only milliseconds would explain;
+      test_days and session gaps would otherwise cut the data at a 1000-fold wrong scale.
+  """
+  if unit not in TIME_UNITS:
+    raise ValueError(f'time unit must be one of {list(TIME_UNITS)}, got {unit!r}')
+  if unit == 's' and len(time) and time.max() > _MAX_UNIX_SECONDS:
+    year = 1970 + time.max() / _SECONDS_PER_YEAR
+    raise DataError(
+      f'{path}: {column} value {time.max():.0f} would be the year {year:,.0f} in unix seconds; '
+      'the column looks like milliseconds. Set --config.data.time_unit=ms (or divide it by 1000)'
+    )
+  return time * TIME_UNITS[unit]
+
+
+def read_gru4rec_tsv(path: str | os.PathLike, time_unit: str = 's') -> Events:
   """Reads GRU4Rec's tab-separated format with header `SessionId\\tItemId\\tTime`.
 
   Columns are found by header name (in any order); extra columns are ignored.
 
   Args:
     path: the TSV file.
+    time_unit: the unit of the Time column, 's' (GRU4Rec's files) or 'ms'.
 
   Returns:
-    Raw events, sorted by (session, time); `time` as in the file (unix seconds).
+    Raw events, sorted by (session, time); `time` in unix seconds.
 
   Raises:
-    DataError: on a missing/empty file, a missing column, or a value that does not parse.
+    DataError: on a missing/empty file, a missing column, a value that does not parse, or times
+      in milliseconds read as seconds.
   """
   path = check_file(path)
   columns = [
@@ -334,6 +375,7 @@ def read_gru4rec_tsv(path: str | os.PathLike) -> Events:
   ]
   usecols = _header_columns(path, '\t', columns, GRU4REC_HEADER)
   session, item, time = _read_columns(path, '\t', columns, usecols, skiprows=1)
+  time = _unix_seconds(time, time_unit, path, 'Time')
   return Events(session, item, time, source=str(path)).sort()
 
 
@@ -399,6 +441,27 @@ def read_diginetica_views(path: str | os.PathLike) -> Events:
   return Events(session, item, time, user=user, source=str(path)).sort()
 
 
+def _event_mask(path: Path, labels: np.ndarray, event_types: Sequence[str], column: str):
+  """[E] bool: the rows whose label is one of `event_types`, ignoring case and outer spaces.
+
+  Raises:
+    DataError: naming the labels the column holds, if a wanted type occurs in no row (a typo,
+      or a type this file lacks, would otherwise silently shrink or empty the data).
+  """
+  found = np.char.lower(np.char.strip(labels))  # [E]
+  wanted = [kind.strip().lower().encode() for kind in event_types]
+  present = np.unique(found)
+  missing = [kind for kind, key in zip(event_types, wanted, strict=True) if key not in present]
+  if missing:
+    held = [label.decode('utf-8', 'replace') for label in present[:10].tolist()]
+    more = f' and {len(present) - 10} more' if len(present) > 10 else ''
+    raise DataError(
+      f'{path}: no events of type {", ".join(map(repr, missing))} in column {column!r}, which '
+      f'holds {", ".join(map(repr, held))}{more}; set --config.data.event_types to types it holds'
+    )
+  return np.isin(found, wanted)
+
+
 def read_retailrocket_events(
   path: str | os.PathLike,
   session_gap_seconds: float = 1800.0,
@@ -413,15 +476,16 @@ def read_retailrocket_events(
   Args:
     path: the events file.
     session_gap_seconds: inactivity gap that ends a session.
-    event_types: event labels to keep (`view`, `addtocart`, `transaction`); empty keeps all.
+    event_types: event labels to keep (`view`, `addtocart`, `transaction`; case is ignored);
+      empty keeps all.
 
   Returns:
     Raw events sorted by (session, time); session ids 1.. in (visitor, start time) order;
     `user` = visitorid; `time` in unix seconds.
 
   Raises:
-    DataError: on a missing/empty file, a missing column, a value that does not parse, or no
-      events of the kept types.
+    DataError: on a missing/empty file, a missing column, a value that does not parse, or a kept
+      type that no event has.
   """
   path = check_file(path)
   columns = [
@@ -433,9 +497,7 @@ def read_retailrocket_events(
   usecols = _header_columns(path, ',', columns, RETAILROCKET_HEADER)
   stamp_ms, visitor, event, item = _read_columns(path, ',', columns, usecols, skiprows=1)
   if event_types:
-    keep = np.isin(np.char.strip(event), [kind.encode() for kind in event_types])
-    if not np.any(keep):
-      raise DataError(f'{path}: no events of type {list(event_types)} (column "event")')
+    keep = _event_mask(path, event, event_types, 'event')
     stamp_ms, visitor, item = stamp_ms[keep], visitor[keep], item[keep]
   time = stamp_ms / 1000.0
   order = np.lexsort((time, visitor))  # stable: ties keep file order
@@ -460,9 +522,9 @@ def read_session_lines(path: str | os.PathLike, sep: str = ',') -> Events:
   Raises:
     DataError: on a missing/empty file or a token that is not an integer (line and text named).
   """
-  path = check_file(path)
+  path = Path(path)
   # Windows (CRLF) and old Mac (CR) line ends are line ends too.
-  data = path.read_bytes().replace(b'\r\n', b'\n').replace(b'\r', b'\n')
+  data = read_text_bytes(path).replace(b'\r\n', b'\n').replace(b'\r', b'\n')
   sep_byte = sep.encode()
   if len(sep_byte) != 1 or sep_byte == b'\n':
     raise ValueError(f'sep must be one character other than newline, got {sep!r}')
@@ -476,19 +538,24 @@ def read_session_lines(path: str | os.PathLike, sep: str = ',') -> Events:
   tokens, line = tokens[keep], newlines_before[keep] + 1  # [E]
   if not len(tokens):
     raise DataError(f'{path}: no item ids found (the file holds no events)')
+  # Python's int() would also take '+5', '5_000' or other scripts' digits: only ASCII digits with
+  # an optional '-' are an id here.
+  unsigned = np.char.lstrip(tokens, b'-')
+  n_signs = np.char.str_len(tokens) - np.char.str_len(unsigned)  # [E]
+  well_formed = np.char.isdigit(unsigned) & (n_signs <= 1)
+  if not np.all(well_formed):
+    bad = int(np.argmin(well_formed))
+    text = tokens[bad].decode('utf-8', errors='replace')
+    raise DataError(
+      f'{path}, line {line[bad]}: expected {_separator_name(sep)}-separated integer item ids, '
+      f'got {text!r}{_separator_hint(text, sep)}'
+    )
   try:
     item = tokens.astype(np.int64)
-  except (ValueError, OverflowError):
-    for token, lineno in zip(tokens.tolist(), line.tolist(), strict=True):
-      text = token.decode('utf-8', errors='replace')
-      if not _is_int(text):
-        raise DataError(
-          f'{path}, line {lineno}: expected {_separator_name(sep)}-separated integer item ids, '
-          f'got {text!r}{_separator_hint(text, sep)}'
-        ) from None
-      if not -(2**63) <= int(text) < 2**63:
-        raise DataError(f'{path}, line {lineno}: item id {text} does not fit in 64 bits') from None
-    raise
+  except OverflowError:
+    bad = next(k for k, token in enumerate(tokens.tolist()) if not -(2**63) <= int(token) < 2**63)
+    text = tokens[bad].decode()
+    raise DataError(f'{path}, line {line[bad]}: item id {text} does not fit in 64 bits') from None
   time = np.arange(len(item), dtype=np.float64)
   return Events(line.astype(np.int64), item, time, source=str(path))
 
@@ -613,23 +680,16 @@ def _recbole_columns(path: Path, columns: Sequence[_Column]) -> list[int]:
   return indices
 
 
-def read_recbole_inter(path: str | os.PathLike, session_gap_seconds: float = 1800.0) -> Events:
-  """Reads a RecBole atomic `.inter` file and cuts each user's events into sessions.
+def read_recbole_rows(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+  """Reads a RecBole atomic `.inter` file's user, item and timestamp columns in file order.
 
   The header names each tab-separated field as `name:type`, e.g. ML-100K's
-  `user_id:token\\titem_id:token\\trating:float\\ttimestamp:float`. Columns are found by the name
-  before the colon (in any order); other columns (rating, ...) are ignored. Each user's events
-  are ordered by time, ties in file order, and a new session starts when more than
-  `session_gap_seconds` pass since the user's previous event.
-
-  Args:
-    path: the `.inter` file.
-    session_gap_seconds: inactivity gap that ends a session.
+  `user_id:token\titem_id:token\trating:float\ttimestamp:float`. Columns are found by the name
+  before the colon (in any order); other columns (rating, ...) are ignored.
 
   Returns:
-    Raw events sorted by (session, time); session ids 1.. in (user, start time) order; `user` =
-    user_id (see `_user_numbers` for non-integer ids); `item` = item_id (int64, or str when the
-    ids are not all integers); `time` = timestamp in seconds.
+    (user [E] int64, see `_user_numbers` for non-integer ids; item [E] int64, or str when the ids
+    are not all integers; timestamp [E] float64 as in the file).
 
   Raises:
     DataError: on a missing/empty file, a missing column, or a value that does not parse.
@@ -642,7 +702,34 @@ def read_recbole_inter(path: str | os.PathLike, session_gap_seconds: float = 180
   ]
   usecols = _recbole_columns(path, columns)
   user, item, time = _read_columns(path, '\t', columns, usecols, skiprows=1)
-  return _sessionize_users(_user_numbers(user), _item_ids(item), time, session_gap_seconds, path)
+  return _user_numbers(user), _item_ids(item), time
+
+
+def read_recbole_inter(
+  path: str | os.PathLike, session_gap_seconds: float = 1800.0, time_unit: str = 's'
+) -> Events:
+  """Reads a RecBole atomic `.inter` file and cuts each user's events into sessions.
+
+  Columns as in `read_recbole_rows`. Each user's events are ordered by time, ties in file order,
+  and a new session starts when more than `session_gap_seconds` pass since the user's previous
+  event.
+
+  Args:
+    path: the `.inter` file.
+    session_gap_seconds: inactivity gap that ends a session.
+    time_unit: the unit of the timestamp column, 's' (RecBole's files) or 'ms'.
+
+  Returns:
+    Raw events sorted by (session, time); session ids 1.. in (user, start time) order; `user`,
+    `item` as `read_recbole_rows` gives them; `time` in unix seconds.
+
+  Raises:
+    DataError: on a missing/empty file, a missing column, a value that does not parse, or times
+      in milliseconds read as seconds.
+  """
+  user, item, time = read_recbole_rows(path)
+  time = _unix_seconds(time, time_unit, Path(path), 'timestamp')
+  return _sessionize_users(user, item, time, session_gap_seconds, Path(path))
 
 
 def _lastfm_track_keys(rows: list[bytes], columns: list[np.ndarray]) -> list[np.ndarray]:
@@ -718,8 +805,8 @@ def read_cosmetics_events(
 
   Args:
     path: the CSV file.
-    event_types: event labels to keep (`view`, `cart`, `remove_from_cart`, `purchase`); empty
-      keeps all.
+    event_types: event labels to keep (`view`, `cart`, `remove_from_cart`, `purchase`; case is
+      ignored); empty keeps all.
     use_session_ids: take sessions from `user_session` rather than from time gaps.
     session_gap_seconds: inactivity gap that ends a session when `use_session_ids` is False.
 
@@ -728,8 +815,8 @@ def read_cosmetics_events(
     user_id; `item` = product_id; `time` in unix seconds.
 
   Raises:
-    DataError: on a missing/empty file, a missing column, a value that does not parse, or no
-      events of the kept types (with a session id).
+    DataError: on a missing/empty file, a missing column, a value that does not parse, a kept
+      type that no event has, or no kept event with a session id.
   """
   path = check_file(path)
   columns = [
@@ -744,9 +831,7 @@ def read_cosmetics_events(
   time, event, item, user, *key = _read_columns(path, ',', columns, usecols, skiprows=1)
   keep = np.ones(len(time), bool)
   if event_types:
-    keep = np.isin(np.char.strip(event), [kind.encode() for kind in event_types])
-    if not np.any(keep):
-      raise DataError(f'{path}: no events of type {list(event_types)} (column "event_type")')
+    keep = _event_mask(path, event, event_types, 'event_type')
   if not use_session_ids:
     return _sessionize_users(user[keep], item[keep], time[keep], session_gap_seconds, path)
   key = np.char.strip(key[0])

@@ -280,8 +280,8 @@ def read_user_item_lines(path: str | os.PathLike) -> Events:
   Raises:
     DataError: on a missing/empty file, a non-integer id or a line without exactly two ids.
   """
-  path = readers.check_file(path)
-  data = path.read_bytes()
+  path = Path(path)
+  data = readers.read_text_bytes(path)
   expected = "'user item' (two integer ids)"
   values, counts = _int_lines(path, data, expected)
   _check_counts(path, data, counts, (counts == 2) | (counts == 0), expected)
@@ -299,8 +299,8 @@ def read_sequence_lines(path: str | os.PathLike) -> Events:
     DataError: on a missing/empty file, a non-integer id, a line without items, or a user on two
       lines.
   """
-  path = readers.check_file(path)
-  data = path.read_bytes()
+  path = Path(path)
+  data = readers.read_text_bytes(path)
   expected = "'user item1 item2 ...' (integer ids)"
   values, counts = _int_lines(path, data, expected)
   _check_counts(path, data, counts, counts != 1, expected)
@@ -326,8 +326,8 @@ def read_ml1m_ratings(path: str | os.PathLike) -> Events:
   Raises:
     DataError: on a missing/empty file, a non-integer field or a line without four fields.
   """
-  path = readers.check_file(path)
-  data = path.read_bytes()
+  path = Path(path)
+  data = readers.read_text_bytes(path)
   expected = "'UserID::MovieID::Rating::Timestamp' (four integers separated by '::')"
   blank = np.flatnonzero(np.isin(np.frombuffer(data, np.uint8), [ord(' '), ord('\t')]))
   if len(blank):
@@ -339,13 +339,13 @@ def read_ml1m_ratings(path: str | os.PathLike) -> Events:
 
 
 def read_recbole_sequences(path: str | os.PathLike) -> Events:
-  """Reads a RecBole `.inter` file (see `readers.read_recbole_inter`) as per-user sequences.
+  """Reads a RecBole `.inter` file (see `readers.read_recbole_rows`) as per-user sequences.
 
   Returns:
-    Raw interactions sorted by user, each user's by timestamp, ties in file order.
+    Raw interactions sorted by user, each user's by timestamp (in any unit), ties in file order.
   """
-  events = readers.read_recbole_inter(path)
-  return _user_events(events.user, events.item, events.time, path)
+  user, item, time = readers.read_recbole_rows(path)
+  return _user_events(user, item, time, path)
 
 
 def synthetic_sequences(
@@ -420,7 +420,7 @@ def leave_one_out(full: Ragged) -> dict[str, Ragged | np.ndarray]:
 
 def _read_split_file(path: Path, what: str) -> tuple[bytes, np.ndarray, np.ndarray]:
   """(bytes, values [T], counts [lines]) of a gSASRec split file (see `_int_lines`)."""
-  data = readers.check_file(path).read_bytes()
+  data = readers.read_text_bytes(path)
   return (data, *_int_lines(path, data, f'{what} (integer ids)'))
 
 

@@ -218,6 +218,8 @@ class UserDataOptions:
     train_path: the input file (the full data; the splits are cut from it).
     name: dataset name; default: the format for synthetic data, else `train_path`'s stem.
     session_gap_seconds: inactivity gap that ends a session (hgru4rec: 30 minutes).
+    time_unit: the unit of recbole_inter's timestamp column, 's' or 'ms' (the other formats'
+      times have a known unit).
     use_session_ids: cosmetics: sessions from `user_session` (else cut by the gap).
     event_types: cosmetics event labels to keep, comma-separated; empty = all.
     drop_repeats: keep only the first event of an item within a session (hgru4rec: yes).
@@ -243,6 +245,7 @@ class UserDataOptions:
   train_path: str = ''
   name: str = ''
   session_gap_seconds: float = 1800.0
+  time_unit: str = 's'
   use_session_ids: bool = True
   event_types: str = 'view'
   drop_repeats: bool = True
@@ -280,6 +283,7 @@ class UserDataOptions:
       )
     if self.format == 'user_synthetic' and self.train_path:
       raise DataError(loading.unread_path('train_path', self.train_path, self.format, USER_FORMATS))
+    loading.check_time_unit(self.time_unit, self.format, ('recbole_inter',))
     if self.session_gap_seconds <= 0:
       raise DataError(
         f'{data_flag("session_gap_seconds", self.session_gap_seconds)}: expected a positive gap'
@@ -314,7 +318,7 @@ def read_user_events(options: UserDataOptions) -> Events:
   """Reads (or generates) the sessionised raw events of `options.format`."""
   gap = options.session_gap_seconds
   if options.format == 'recbole_inter':
-    return readers.read_recbole_inter(options.train_path, gap)
+    return readers.read_recbole_inter(options.train_path, gap, options.time_unit)
   if options.format == 'lastfm_1k':
     return readers.read_lastfm_1k(options.train_path, gap)
   if options.format == 'cosmetics':

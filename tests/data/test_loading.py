@@ -39,6 +39,22 @@ def test_recipe_end_to_end_with_vocab_and_counts(raw_tsv):
   assert data.n_items == 3 and data.name == 'raw' and data.valid is None and data.train_tr is None
 
 
+def test_a_time_column_in_milliseconds_splits_as_seconds_with_time_unit_ms(write):
+  """The same clicks written in ms give the same day split with time_unit='ms'."""
+  start = 1.4e9  # unix seconds: RAW's times are offsets in seconds
+  seconds = write('s.tsv', _tsv([(s, i, start + t) for s, i, t in RAW]))
+  millis = write('ms.tsv', _tsv([(s, i, int((start + t) * 1000)) for s, i, t in RAW]))
+  options = dict(format='gru4rec_tsv', preprocess=True, min_item_support=3)
+  expected = load_session_data(_config(train_path=str(seconds), **options))
+  with pytest.raises(DataError, match=r'ms\.tsv: Time value .* looks like milliseconds'):
+    load_session_data(_config(train_path=str(millis), **options))
+  got = load_session_data(_config(train_path=str(millis), time_unit='ms', **options))
+  for split in ('train', 'test'):
+    np.testing.assert_array_equal(getattr(got, split).session, getattr(expected, split).session)
+    np.testing.assert_array_equal(getattr(got, split).item, getattr(expected, split).item)
+    np.testing.assert_allclose(getattr(got, split).time, getattr(expected, split).time)
+
+
 def test_validation_is_carved_from_train(raw_tsv):
   data = load_session_data(
     {
@@ -152,6 +168,8 @@ def test_config_errors(write):
     ({'valid_days': -1.0}, r'valid_days=-1.0: expected >= 0 \(0 = no validation\)'),
     ({'synthetic_sessions': 0}, 'synthetic_sessions=0: expected a positive integer'),
     ({'synthetic_items': 3}, r'synthetic_\*: n_items \(3\) must exceed'),
+    ({'time_unit': 'h'}, "time_unit='h': expected one of s, ms"),
+    ({'time_unit': 'ms'}, "time_unit='ms' is not read with --config.data.format='synthetic'"),
   ],
 )
 def test_bad_split_and_synthetic_sizes_are_named(fields, message):

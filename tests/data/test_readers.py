@@ -5,7 +5,7 @@ import datetime
 import numpy as np
 import pytest
 
-from seqrec.data import DataError, readers
+from seqrec.data import DataError, readers, user_sequences
 
 DAY = 86400.0
 
@@ -184,3 +184,91 @@ def test_line_numbers_across_chunks(write, monkeypatch):
   np.testing.assert_array_equal(events.item, 100 + np.arange(40))
   bad = rows.replace('130,', '1e30,')
   assert 'line 31' in _error(readers.read_yoochoose_clicks, write('bad.dat', bad))
+
+
+_BOM_CASES = {
+  'gru4rec_tsv': (readers.read_gru4rec_tsv, 'SessionId\tItemId\tTime\n1\t5\t1.5\n1\t6\t2.5\n'),
+  'yoochoose': (
+    readers.read_yoochoose_clicks,
+    '1,2014-04-07T10:51:09.277Z,214536502,0\n1,2014-04-07T10:54:09.868Z,214536500,0\n',
+  ),
+  'diginetica': (
+    readers.read_diginetica_views,
+    'sessionId;userId;itemId;timeframe;eventdate\n1;NA;5;0;2016-05-09\n1;3;6;10;2016-05-09\n',
+  ),
+  'retailrocket': (
+    readers.read_retailrocket_events,
+    'timestamp,visitorid,event,itemid,transactionid\n1000000,7,view,1,\n1600000,7,view,2,\n',
+  ),
+  'session_lines': (readers.read_session_lines, '1,2,3\n4,5\n'),
+  'recbole_inter': (
+    readers.read_recbole_inter,
+    'user_id:token\titem_id:token\ttimestamp:float\n1\t5\t10\n2\t6\t20\n',
+  ),
+  'lastfm_1k': (
+    readers.read_lastfm_1k,
+    'user_000002\t2009-05-03T15:10:18Z\ta\tA\tt1\tT\n'
+    'user_000002\t2009-05-03T15:00:18Z\ta\tA\tt2\tT\n'
+    'user_000001\t2009-05-03T15:20:18Z\ta\tA\tt1\tT\n',
+  ),
+  'cosmetics': (
+    readers.read_cosmetics_events,
+    f'{readers.COSMETICS_HEADER}\n'
+    '2019-12-01 00:00:00 UTC,view,5,1,,,1.0,7,abc\n'
+    '2019-12-01 00:01:00 UTC,view,6,1,,,1.0,7,abc\n',
+  ),
+  'user_item_lines': (user_sequences.read_user_item_lines, '1 5\n1 6\n2 5\n'),
+  'sequence_lines': (user_sequences.read_sequence_lines, '1 5 6\n2 5\n'),
+  'ml1m_ratings': (user_sequences.read_ml1m_ratings, '1::5::3::100\n1::6::4::200\n'),
+}
+
+
+@pytest.mark.parametrize('fmt', sorted(_BOM_CASES))
+def test_every_reader_reads_a_file_with_a_byte_order_mark_as_without(write, fmt):
+  """A UTF-8 BOM (as some editors save) changes nothing: before, it was glued to the first id of
+  header-less files, refusing them or (Last.fm) making the first line's user another user."""
+  read, text = _BOM_CASES[fmt]
+  plain = read(write(f'{fmt}.txt', text))
+  marked = read(write(f'{fmt}-bom.txt', '\ufeff' + text))
+  for field in ('session', 'item', 'time', 'user'):
+    expected, got = getattr(plain, field), getattr(marked, field)
+    if expected is None:
+      assert got is None
+    else:
+      np.testing.assert_array_equal(got, expected, err_msg=field)
+
+
+@pytest.mark.parametrize('token', ['+5', '5_000', '٣', '--5', '5-'])
+def test_session_lines_take_only_ascii_digit_ids(write, token):
+  """Python's int() takes '+5', '5_000' and other scripts' digits; an item id here is ASCII
+  digits with an optional minus sign, so such tokens (likely a garbled file) are named."""
+  path = write('sessions.csv', f'1,2\n3,{token}\n')
+  message = _error(readers.read_session_lines, path)
+  assert 'line 2' in message and repr(token) in message
+
+
+def test_times_in_milliseconds_read_as_seconds_are_named(write):
+  """A Time column in ms would make test_days=1 hold out the last 86 s and a 30-minute gap
+  1.8 s; such values (past the year 5138 as seconds) are refused, and time_unit='ms' reads them."""
+  path = write('clicks.tsv', 'SessionId\tItemId\tTime\n1\t5\t1396861869277\n1\t6\t1396861870277\n')
+  message = _error(readers.read_gru4rec_tsv, path)
+  assert 'milliseconds' in message and 'time_unit=ms' in message
+  events = readers.read_gru4rec_tsv(path, 'ms')
+  np.testing.assert_allclose(events.time, [1396861869.277, 1396861870.277])
+  inter = write('x.inter', 'user_id:token\titem_id:token\ttimestamp:float\n1\t5\t1396861869277\n')
+  assert 'milliseconds' in _error(readers.read_recbole_inter, inter)
+  assert readers.read_recbole_inter(inter, 1800.0, 'ms').time[0] == pytest.approx(1396861869.277)
+
+
+def test_event_types_ignore_case_and_a_type_the_file_lacks_is_named(write):
+  path = write(
+    'events.csv',
+    'timestamp,visitorid,event,itemid,transactionid\n'
+    '1000000,7,View,1,\n'
+    '1600000,7,view,2,\n'
+    '1700000,7,addtocart,2,\n',
+  )
+  np.testing.assert_array_equal(readers.read_retailrocket_events(path).item, [1, 2])
+  kinds = ('view', 'Transaction')
+  message = _error(readers.read_retailrocket_events, path, 1800.0, kinds)
+  assert "'Transaction'" in message and "'addtocart', 'view'" in message

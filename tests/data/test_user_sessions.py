@@ -449,6 +449,8 @@ def test_config_errors(write):
     match=r"train_path='u\.inter' is not read with .*\(recbole_inter, lastfm_1k, cosmetics\)",
   ):
     load_user_session_data(dict(format='user_synthetic', train_path='u.inter'))
+  with pytest.raises(DataError, match="time_unit='ms' is not read with .*'lastfm_1k'"):
+    load_user_session_data(dict(format='lastfm_1k', train_path='x.tsv', time_unit='ms'))
   path = write('few.inter', 'user_id:token\titem_id:token\ttimestamp:float\n' + _inter_rows())
   with pytest.raises(DataError, match=r'few\.inter: the input split is empty'):
     load_user_session_data(dict(format='recbole_inter', train_path=path))
