@@ -81,14 +81,15 @@ def run_sweep():
     config = config.copy_and_resolve_references()
     with config.unlocked():
       config.seed = seed
-    if (name, seed) in done:
-      if done[name, seed] not in (None, sweep.config_digest(config)):
+    key = (sweep.data_name(config), name, seed)
+    if key in done:
+      if done[key] not in (None, sweep.config_digest(config)):
         raise sweep.AxisError(
-          f'{name} seed {seed}: {output} already holds this run made with another config '
-          f'(config_sha256 {done[name, seed]}, this command {sweep.config_digest(config)}); '
+          f'{name} seed {seed} on {key[0]}: {output} already holds this run made with another '
+          f'config (config_sha256 {done[key]}, this command {sweep.config_digest(config)}); '
           'give this experiment its own --label (and --workdir_root)'
         )
-      print(f'{name} seed {seed}: already in {output}, skipped', flush=True)
+      print(f'{name} seed {seed} on {key[0]}: already in {output}, skipped', flush=True)
       continue
     workdir = os.path.join(_WORKDIR.value, sweep.workdir_name(label, point, seed))
     try:

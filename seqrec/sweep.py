@@ -175,10 +175,18 @@ def read_rows(path: str) -> list[dict]:
   return [r for r in reporting.read_json_lines(path) if not r.get('time_limited')]
 
 
-def finished_runs(path: str) -> dict[tuple[str, int], str | None]:
-  """`{(label, seed): config_sha256}` of the finished runs the results file `path` records (None
-  for a row written before rows carried the digest)."""
-  return {(r['label'], int(r['seed'])): r.get('config_sha256') for r in read_rows(path)}
+def data_name(config: ml_collections.ConfigDict) -> str:
+  """The dataset a results row names (`data`): the config's data name, else its format."""
+  return config.data.name or config.data.format
+
+
+def finished_runs(path: str) -> dict[tuple[str, str, int], str | None]:
+  """`{(data, label, seed): config_sha256}` of the finished runs the results file `path` records
+  (None for a row written before rows carried the digest). One label may hold runs on several
+  datasets, as `results_table.py --by_data` shows them."""
+  return {
+    (r.get('data', ''), r['label'], int(r['seed'])): r.get('config_sha256') for r in read_rows(path)
+  }
 
 
 def record(
@@ -191,7 +199,7 @@ def record(
     'seed': seed,
     'date': datetime.date.today().isoformat(),
     'device': jax.devices()[0].device_kind,
-    'data': config.data.name or config.data.format,
+    'data': data_name(config),
     'model': config.model,
     **({'sweep': point} if point else {}),
     'config_sha256': config_digest(config),

@@ -162,6 +162,19 @@ def test_sweep_script_runs_the_grid_records_validation_and_skips_finished_runs(t
   other = _run('sweep', *args, '--config.learning_rate=0.01')
   assert other.returncode == 2 and 'another config' in other.stderr
   assert len(out.read_text().splitlines()) == 2
+  # The same label on another dataset is its own run (results_table.py --by_data shows both).
+  elsewhere = _script(
+    'sweep',
+    *args,
+    '--worker=0/2',
+    '--config.data.name=tiny-elsewhere',
+    f'--workdir_root={tmp_path / "elsewhere"}',
+  )
+  assert 'skipped' not in elsewhere
+  rows = [json.loads(line) for line in out.read_text().splitlines()]
+  assert [(r['data'], r['label']) for r in rows[2:]] == [
+    ('tiny-elsewhere', 'tiny[sasrec.hidden=8]')
+  ]
   # A bad axis is one line naming it, before anything runs.
   bad = _run('sweep', *base, '--axis=sasrec.hiden=[8]')
   assert bad.returncode == 2
