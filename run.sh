@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # seqrec set-up and entry point.
 #   ./run.sh              create .venv, install seqrec, run the default experiment
-#                         (GRU4Rec vs popularity on built-in synthetic sessions, ~2 min on 2 CPU cores)
+#                         (GRU4Rec vs popularity on built-in synthetic sessions, ~1 min on 2 CPU cores
+#                         once installed)
 #   ./run.sh test [ARGS]  the same set-up, then lint + the test suite (ARGS go to pytest), one
 #                         pytest-xdist worker per core up to 4 (SEQREC_TEST_WORKERS=N to choose,
 #                         0 for one process); each test file stays on one worker

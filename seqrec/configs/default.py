@@ -1,4 +1,4 @@
-"""Default run: GRU4Rec on the built-in synthetic session data (no downloads), ~15 s on 2 CPU cores.
+"""Default run: GRU4Rec on the built-in synthetic session data (no download), ~50 s on 2 CPU cores.
 
     python -m seqrec.main --config=seqrec/configs/default.py --workdir=runs/default
 

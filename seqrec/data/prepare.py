@@ -91,7 +91,13 @@ def main(argv: list[str]) -> None:
   try:
     print(prepare(options_from_flags()))
   except DataError as e:
-    sys.exit(f'error: {e}')
+    sys.exit(f'error: {command_line_spelling(str(e))}')
+
+
+def command_line_spelling(message: str) -> str:
+  """An error as this command's flags spell the data options: `--time_unit`, not the training
+  configs' `--config.data.time_unit` (`DataOptions` fields are this command's flags)."""
+  return message.replace('--config.data.', '--')
 
 
 if __name__ == '__main__':
