@@ -148,13 +148,15 @@ def validate_sequence_config(config: ml_collections.ConfigDict) -> None:
   check(int(config.batch_size) > 0, 'batch_size', 'a positive integer')
   check(int(config.n_epochs) >= 0, 'n_epochs', 'a non-negative integer')
   check(int(config.steps_per_call) > 0, 'steps_per_call', 'a positive integer')
-  devices = int(config.get('num_devices', 1))
-  check(devices >= 0, 'num_devices', '0 (all local devices) or a number of devices')
-  check(
-    devices <= 1 or int(config.batch_size) % devices == 0,
-    'batch_size',
-    f'a multiple of --config.num_devices={devices} (each device takes an equal share)',
-  )
+  local = jax.local_devices()
+  try:
+    sharding.mesh_size(
+      int(config.get('num_devices', 1)), int(config.batch_size), len(local), local[0].platform
+    )
+  except ValueError as e:
+    from seqrec.train import ConfigError  # noqa: PLC0415 (train dispatches to this module)
+
+    raise ConfigError(str(e)) from None
   from seqrec.train import check_run_timing, positive_ints  # noqa: PLC0415 (train imports this)
 
   check_run_timing(config, check)

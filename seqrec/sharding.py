@@ -16,25 +16,46 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 DATA_AXIS = 'data'
 
 
+def mesh_size(num_devices: int, batch_size: int, n_visible: int, platform: str = '') -> int:
+  """The number of devices `--config.num_devices` asks for (0: all visible ones), checked.
+
+  Args:
+    num_devices: the flag's value.
+    batch_size: B, which the devices split evenly.
+    n_visible: how many local devices there are.
+    platform: their platform, for the error message.
+
+  Raises:
+    ValueError: naming the flag at fault, the device count first: a negative count, more devices
+      than are visible, or a B that the devices cannot split evenly.
+  """
+  if num_devices < 0:
+    raise ValueError(
+      f'--config.num_devices={num_devices}: expected 0 (all local devices) or a number of devices'
+    )
+  n = n_visible if num_devices == 0 else num_devices
+  if n > n_visible:
+    raise ValueError(
+      f'--config.num_devices={num_devices}: only {n_visible} {platform} device(s) are visible'
+    )
+  if n > 1 and batch_size % n:
+    raise ValueError(
+      f'--config.batch_size={batch_size}: expected a multiple of --config.num_devices={n} (each '
+      'device takes an equal share)'
+    )
+  return n
+
+
 def make_mesh(num_devices: int, batch_size: int) -> Mesh | None:
   """A 1-D data mesh over `num_devices` local devices (0: all of them), or None for one device.
 
   Raises:
-    ValueError: when more devices are asked for than exist, or B is not divisible by them.
+    ValueError: from `mesh_size`.
   """
   devices = jax.local_devices()
-  n = len(devices) if num_devices == 0 else int(num_devices)
-  if n > len(devices):
-    raise ValueError(
-      f'--config.num_devices={num_devices}: only {len(devices)} {devices[0].platform} '
-      'device(s) are visible'
-    )
+  n = mesh_size(num_devices, batch_size, len(devices), devices[0].platform)
   if n <= 1:
     return None
-  if batch_size % n:
-    raise ValueError(
-      f'--config.batch_size={batch_size} must be divisible by the {n} devices of the mesh'
-    )
   return Mesh(np.array(devices[:n]), (DATA_AXIS,))
 
 

@@ -413,8 +413,11 @@ def test_every_baseline_runs_end_to_end(runs):
     assert math.isnan(result['train_events_per_sec_median'])
     assert result['fit_seconds'] >= 0 and result['test_events_per_sec'] > 0
     assert result['test']['count'] == result['popularity_test']['count'] > 100
-    on_disk = json.loads((workdir / 'final_metrics.json').read_text())
-    assert on_disk['test'] == result['test']
+    # Strict JSON: the NaN training speed is written as null (NaN is not JSON).
+    on_disk = json.loads(
+      (workdir / 'final_metrics.json').read_text(), parse_constant=lambda c: pytest.fail(c)
+    )
+    assert on_disk['test'] == result['test'] and on_disk['train_events_per_sec_median'] is None
     lines = [json.loads(x) for x in (workdir / 'metrics.jsonl').read_text().splitlines()]
     assert lines[-1]['test/recall@20'] == result['test']['recall@20']
     assert json.loads((workdir / 'config.json').read_text())['model'] == name
@@ -470,6 +473,15 @@ def test_bad_hyperparameters_name_the_flag(model, field, value, message):
   config.baseline[model][field] = value
   with pytest.raises(train.ConfigError, match=f'--config.baseline.{model}.{field}=.*{message}'):
     train.validate_config(config)
+
+
+def test_a_diverging_bprmf_stops_instead_of_testing_nan_scores(tmp_path):
+  """NaN factors tie every item, so the test would report Recall 0 as if it were a result."""
+  config = tiny_config('bprmf')
+  config.baseline.bprmf.learning_rate = 1e6
+  with pytest.raises(train.TrainingDivergedError, match='bprmf.learning_rate'):
+    train.train_and_evaluate(config, str(tmp_path))
+  assert not (tmp_path / 'final_metrics.json').exists()
 
 
 def test_unknown_model_lists_models_and_baselines():

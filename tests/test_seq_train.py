@@ -23,6 +23,7 @@ from seqrec import (
   seq_evaluation,
   seq_train,
   seq_train_step,
+  sharding,
   train,
 )
 from seqrec.configs import sequence_base, sequence_test
@@ -472,13 +473,25 @@ def test_config_errors_name_the_flag(field, value, message):
   seq_train.validate_sequence_config(small_config())  # the unmodified config is fine
 
 
-def test_a_mesh_needs_the_batch_to_split_evenly():
-  config = small_config(num_devices=3)
-  config.batch_size = 3 * 5 + 1
-  with pytest.raises(ConfigError, match='--config.batch_size.*multiple of --config.num_devices=3'):
+def test_a_mesh_request_is_checked_device_count_first():
+  """The device count is judged before the batch it splits: asking for 3 of 2 devices names
+  num_devices, not a batch size that no batch size would fix."""
+  assert sharding.mesh_size(3, 15, n_visible=4) == 3
+  assert sharding.mesh_size(0, 16, n_visible=4) == 4
+  with pytest.raises(
+    ValueError, match='--config.batch_size=16: .*multiple of --config.num_devices=3'
+  ):
+    sharding.mesh_size(3, 16, n_visible=4)
+  with pytest.raises(ValueError, match='--config.num_devices=3: only 2 cpu device'):
+    sharding.mesh_size(3, 16, n_visible=2, platform='cpu')
+  with pytest.raises(ValueError, match='--config.num_devices=-1: expected 0'):
+    sharding.mesh_size(-1, 16, n_visible=2)
+  config = small_config(num_devices=len(jax.devices()) + 1)
+  config.batch_size = 7 * (len(jax.devices()) + 1) + 1
+  with pytest.raises(ConfigError, match='--config.num_devices=.*visible'):
     seq_train.validate_sequence_config(config)
-  config.batch_size = 3 * 5
-  seq_train.validate_sequence_config(config)
+  with pytest.raises(ConfigError, match='--config.num_devices=-1: expected 0'):
+    seq_train.validate_sequence_config(small_config(num_devices=-1))
 
 
 def test_asking_for_more_devices_than_exist_names_the_flag(tmp_path):

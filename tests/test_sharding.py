@@ -57,6 +57,8 @@ def test_mesh_arguments_are_checked():
   assert sharding.make_mesh(1, 8) is None
   with pytest.raises(ValueError, match='num_devices'):
     sharding.make_mesh(1000, 8)
+  with pytest.raises(ValueError, match='--config.num_devices=-1: expected 0'):
+    sharding.make_mesh(-1, 8)  # was taken for one device
 
 
 SEQUENCE_SCRIPT = textwrap.dedent(

@@ -147,7 +147,13 @@ class BPRMF:
       params, log_lik = _epoch(
         params, session, item, k_epoch, hyper, batch_size=self.batch_size, n_items=n_items
       )
-      logging.info('bprmf iteration %d: mean log sigmoid %.4f', iteration, log_lik / len(item))
+      mean = float(log_lik) / len(item)
+      logging.info('bprmf iteration %d: mean log sigmoid %.4f', iteration, mean)
+      if not (math.isfinite(mean) and all(bool(jnp.all(jnp.isfinite(p))) for p in params)):
+        raise FloatingPointError(
+          f'BPR-MF diverged in iteration {iteration}: the mean log sigmoid is {mean} (or the '
+          f'factors hold NaN or infinite values) at learning rate {self.hyper[0]!r}'
+        )
     self.item_factors = np.asarray(params[1])  # [N, D]
     self._item_factors = jnp.asarray(self.item_factors)
 

@@ -112,7 +112,11 @@ class Baseline(Protocol):
   """
 
   def fit(self, train: Events, n_items: int) -> None:
-    """Learns from `train` (dense item ids in [0, n_items), sorted by session and time)."""
+    """Learns from `train` (dense item ids in [0, n_items), sorted by session and time).
+
+    Raises:
+      FloatingPointError: an iteratively fitted baseline diverged (NaN or infinite values).
+    """
 
   def score(self, prefixes: Prefixes) -> np.ndarray:
     """[P, N] float32 or int32 scores of every catalogue item as the next item of each prefix."""

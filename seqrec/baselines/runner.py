@@ -51,7 +51,13 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
   writer = reporting.MetricsWriter(workdir)
 
   t_fit = time.perf_counter()
-  baseline.fit(train_events, data.n_items)
+  try:
+    baseline.fit(train_events, data.n_items)
+  except FloatingPointError as e:  # a diverged fit would rank every target last, all ties
+    raise train.TrainingDivergedError(
+      f'{e}. Lower --config.baseline.{config.model}.learning_rate and use a fresh --workdir '
+      f'({workdir} holds the diverged run).'
+    ) from None
   fit_seconds = time.perf_counter() - t_fit
   logging.info(
     '%s fitted on %d events in %.1f s', config.model, train_events.num_events, fit_seconds
@@ -86,6 +92,6 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
   }
   writer.write(0, {f'test/{k}': v for k, v in test.items()}, epoch=0)
   with open(os.path.join(workdir, 'final_metrics.json'), 'w') as f:
-    json.dump(result, f, indent=2)
+    json.dump(reporting.json_safe(result), f, indent=2)  # the NaN training speed as null
   writer.close()
   return result
