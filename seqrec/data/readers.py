@@ -325,8 +325,8 @@ def _read_columns(
   return [np.concatenate([part[k] for part in parts]) for k in range(len(parts[0]))]
 
 
-# Units a numeric time column may be given in, as seconds per unit.
-TIME_UNITS = {'s': 1.0, 'ms': 1e-3}
+# Units a numeric time column may be given in, as units per second.
+TIME_UNITS = {'s': 1, 'ms': 1000}
 # The largest plausible unix time in seconds (the year 5138). Milliseconds exceed it for any time
 # after 1973-03-03, so a column above it was written in milliseconds (or finer).
 _MAX_UNIX_SECONDS = 1e11
@@ -348,7 +348,7 @@ def _unix_seconds(time: np.ndarray, unit: str, path: Path, column: str) -> np.nd
       f'{path}: {column} value {time.max():.0f} would be the year {year:,.0f} in unix seconds; '
       'the column looks like milliseconds. Set --config.data.time_unit=ms (or divide it by 1000)'
     )
-  return time * TIME_UNITS[unit]
+  return time / TIME_UNITS[unit]
 
 
 def read_gru4rec_tsv(path: str | os.PathLike, time_unit: str = 's') -> Events:
@@ -684,7 +684,7 @@ def read_recbole_rows(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, 
   """Reads a RecBole atomic `.inter` file's user, item and timestamp columns in file order.
 
   The header names each tab-separated field as `name:type`, e.g. ML-100K's
-  `user_id:token\titem_id:token\trating:float\ttimestamp:float`. Columns are found by the name
+  `user_id:token\\titem_id:token\\trating:float\\ttimestamp:float`. Columns are found by the name
   before the colon (in any order); other columns (rating, ...) are ignored.
 
   Returns:
