@@ -223,6 +223,11 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
       raise ConfigError(
         f'--config.baseline.{config.model}.{e.field}={e.value!r}: expected {e.expected}'
       ) from e
+    except TypeError as e:  # a field in config.baseline.<model> the baseline does not take
+      raise ConfigError(
+        f'config.baseline.{config.model} holds a field {config.model} does not take ({e}); '
+        'its fields are those of baseline_params() in seqrec/configs/baseline_base.py'
+      ) from None
     return
   check(config.loss in losses.LOSSES, 'loss', f'one of {sorted(losses.LOSSES)}')
   check(

@@ -484,6 +484,15 @@ def test_a_diverging_bprmf_stops_instead_of_testing_nan_scores(tmp_path):
   assert not (tmp_path / 'final_metrics.json').exists()
 
 
+def test_a_hyperparameter_the_baseline_lacks_is_named():
+  """A config file may add fields the command line could not; one the baseline lacks is a named
+  config error, not a TypeError from its constructor."""
+  config = tiny_config('itemknn')
+  config.baseline.itemknn.n_neighbours = 5
+  with pytest.raises(train.ConfigError, match=r"config.baseline.itemknn holds .*'n_neighbours'"):
+    train.validate_config(config)
+
+
 def test_unknown_model_lists_models_and_baselines():
   config = tiny_config('pop')
   config.model = 'knn'

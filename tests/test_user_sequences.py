@@ -267,6 +267,16 @@ def test_config_and_bad_options():
       load_sequence_data(bad)
 
 
+def test_a_listed_format_without_a_reader_is_named_not_replaced_by_synthetic_data(monkeypatch):
+  """A format added to SEQUENCE_FORMATS but not to `read_interactions` (docs/extending.md)."""
+  monkeypatch.setattr(
+    user_sequences, 'SEQUENCE_FORMATS', (*user_sequences.SEQUENCE_FORMATS, 'clicks_csv')
+  )
+  options = user_sequences.SequenceDataOptions.from_config(dict(format='clicks_csv', path='x'))
+  with pytest.raises(DataError, match="--config.data.format='clicks_csv' has no reader"):
+    user_sequences.read_interactions(options)
+
+
 def test_cache_round_trip(tmp_path):
   cfg = dict(synthetic_users=50, synthetic_items=30, cache_dir=str(tmp_path))
   data = load_sequence_data(cfg)

@@ -644,12 +644,15 @@ def read_interactions(options: SequenceDataOptions) -> Events:
     return read_ml1m_ratings(options.path)
   if options.format == 'recbole_inter':
     return read_recbole_sequences(options.path)
-  return synthetic_sequences(
-    options.synthetic_users,
-    options.synthetic_items,
-    options.synthetic_mean_length,
-    options.synthetic_seed,
-  )[0]
+  if options.format == 'synthetic':
+    return synthetic_sequences(
+      options.synthetic_users,
+      options.synthetic_items,
+      options.synthetic_mean_length,
+      options.synthetic_seed,
+    )[0]
+  # A format listed in SEQUENCE_FORMATS without a branch here must not fall back to other data.
+  raise DataError(f'{data_flag("format", options.format)} has no reader')
 
 
 def build_sequence_data(options: SequenceDataOptions) -> SequenceData:
