@@ -35,6 +35,9 @@ class Run:
 
   def dense_ids(self, items) -> np.ndarray:
     """Raw ids -> dense ids; raises KeyError naming ids the training data never had."""
+    items = _id_list(items)
+    if not items:
+      return np.zeros(0, np.int32)
     raw = np.asarray(items)
     if raw.dtype.kind not in 'iuUS' and raw.size:  # e.g. 214536502.0: refused, never truncated
       raise KeyError(f'item ids {items!r} are not ids: expected integers or strings')
@@ -63,9 +66,10 @@ class Run:
     Raises:
       ValueError: on an empty prefix, or a history for a model without a user level.
     """
-    if not len(items):
+    if not _id_list(items):
       raise ValueError('encode_session needs at least one item')
     dense = jnp.asarray(self.dense_ids(items), jnp.int32)
+    history = _sessions(history) if history is not None else []
     if not history:
       if isinstance(self.model, HRNN):  # a user with no history: both states start at zero
         flags = jnp.zeros(dense.shape, bool).at[0].set(True)
@@ -100,9 +104,8 @@ class Run:
     """The k best next items after the prefix as `(raw_id, score)`, best first."""
     _check_k(k)
     scores = self.score_session(items, history)
-    if exclude_seen:
-      scores[self.dense_ids(items)] = -np.inf
-    best = np.argsort(-scores, kind='stable')[:k]
+    excluded = self.dense_ids(items) if exclude_seen else np.zeros(0, np.int32)
+    best = _best(scores, excluded, k)  # fewer than k when fewer items remain
     return [(self.vocab.decode(np.array([i]))[0].item(), float(scores[i])) for i in best]
 
   def item_embeddings(self) -> np.ndarray:
@@ -125,6 +128,56 @@ def _check_k(k) -> None:
   """Refuses a list length that is not a positive integer (a negative slice would drop items)."""
   if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
     raise ValueError(f'k={k!r}: expected a positive integer')
+
+
+def _best(scores: np.ndarray, excluded: np.ndarray, k: int) -> np.ndarray:
+  """The (at most) k best dense ids by score, best first, ties by id, none of `excluded`."""
+  allowed = np.ones(len(scores), bool)
+  allowed[excluded] = False
+  order = np.argsort(-scores, kind='stable')  # [N]
+  return order[allowed[order]][:k]
+
+
+def _id_list(items, what: str = 'items') -> list:
+  """`items` as a list of single raw ids, oldest first.
+
+  Raises:
+    TypeError: for a string (which would be read character by character), a single id, or a
+      nested list, naming what was given.
+  """
+  if isinstance(items, np.ndarray) and items.ndim == 1:
+    items = items.tolist()
+  if isinstance(items, (str, bytes)) or not isinstance(items, (list, tuple, range)):
+    raise TypeError(
+      f'{what}: expected a list of item ids, oldest first, got {type(items).__name__} {items!r}'
+    )
+  nested = [i for i in items if isinstance(i, (list, tuple, range, np.ndarray))]
+  if nested:
+    raise TypeError(f'{what}: expected single item ids, got the list {nested[0]!r} among them')
+  return list(items)
+
+
+def _sessions(history) -> list[list]:
+  """HRNN's `history=`: a list of earlier sessions, each a list of raw ids (empty ones kept:
+  like one-item sessions, they have no pair to walk).
+
+  Raises:
+    TypeError: when `history` is not a list of id lists (e.g. a flat list of ids).
+  """
+  if isinstance(history, np.ndarray):
+    history = list(history)
+  if isinstance(history, (str, bytes)) or not isinstance(history, (list, tuple)):
+    raise TypeError(
+      f'history: expected a list of sessions (each a list of item ids), got '
+      f'{type(history).__name__} {history!r}'
+    )
+  flat = [s for s in history if not isinstance(s, (list, tuple, range, np.ndarray))]
+  if flat:
+    raise TypeError(
+      f'history: expected a list of sessions (each a list of item ids), got {flat[0]!r} among '
+      'them; wrap a single session as [[...]]'
+    )
+  return [_id_list(session, 'a history session') for session in history]
 
 
 @nnx.jit
@@ -203,7 +256,7 @@ class SequenceRun:
   def dense_items(self, items) -> np.ndarray:
     """Raw item ids -> dense ids 1..N; raises KeyError naming unknown ids."""
     lookup = {raw: i for i, raw in enumerate(self.item_ids.tolist()) if i > 0}
-    raw = [_as_id(i, self.item_ids[1].item(), 'item') for i in items]
+    raw = [_as_id(i, self.item_ids[1].item(), 'item') for i in _id_list(items)]
     unknown = [i for i in raw if i not in lookup]
     if unknown:
       raise KeyError(f'items {unknown} are not in the data of {self.workdir}')
@@ -250,9 +303,8 @@ class SequenceRun:
     """The k best next items as `(raw_id, score)`, best first."""
     _check_k(k)
     scores = self.score_history(items, user)
-    if exclude_seen:
-      scores[self.dense_items(items)] = -np.inf
-    best = np.argsort(-scores, kind='stable')[:k]
+    seen = self.dense_items(items) if exclude_seen else np.zeros(0, np.int32)
+    best = _best(scores, np.concatenate([[0], seen]), k)  # never padding; fewer when exhausted
     return [(self.item_ids[i].item(), float(scores[i])) for i in best]
 
   def attention(self, items) -> AttentionMaps:
@@ -313,6 +365,7 @@ class SequenceRun:
       (SASRec, BERT4Rec, Caser); for TransRec, whose scores fall with distance,
       `(raw_id, euclidean_distance)`, nearest first.
     """
+    _check_k(k)
     emb = self.item_embeddings()
     i = int(self.dense_items([item])[0])
     if self.config.model == 'transrec':

@@ -116,6 +116,27 @@ def test_list_lengths_and_an_empty_prefix_are_checked(run):
   assert item not in [i for i, _ in everything]
 
 
+def test_a_long_top_k_lists_only_items_it_may_recommend(run, prefix):
+  """k above the catalogue gives every item once, never an excluded (seen) one."""
+  listed = [i for i, _ in run.top_k(prefix, k=10**6, exclude_seen=True)]
+  assert len(listed) == len(set(listed)) == run.vocab.size - len(set(prefix))
+  assert not set(listed) & set(prefix)
+  assert len(run.top_k(prefix, k=10**6)) == run.vocab.size
+
+
+@pytest.mark.parametrize('bad', ['45', 45, None])
+def test_a_prefix_that_is_not_a_list_of_ids_is_named(run, prefix, bad):
+  """A string would be read character by character, a number or None has no items."""
+  with pytest.raises(TypeError, match='items: expected a list of item ids'):
+    run.score_session(bad if bad != '45' else str(prefix[0]))
+
+
+def test_a_nested_prefix_is_named(run, prefix):
+  with pytest.raises(TypeError, match='expected single item ids'):
+    run.top_k([prefix])
+  assert run.top_k(np.array(prefix), k=3) == run.top_k(prefix, k=3)  # a 1-D array is a list
+
+
 def test_load_run_refuses_an_item_vocab_of_another_run(trained_run, tmp_path):
   """A hand-copied item_vocab.npz of the same size but another id order would silently map every
   row to the wrong raw item; the checkpoint's vocabulary digest refuses it."""

@@ -569,6 +569,15 @@ def test_load_run_ranks_a_users_history_as_the_evaluator_does(reference):
     assert len(best) == 3 and not set(i for i, _ in best) & set(items.tolist())
   with pytest.raises(KeyError, match='not in the data'):
     run.top_k([10**9])
+  # Never the padding row nor a seen item, however long the list; k is checked everywhere.
+  items = run.item_ids[data.test_history.row(0)].tolist()
+  listed = [i for i, _ in run.top_k(items, k=10**6, exclude_seen=True)]
+  assert len(listed) == data.n_items - len(set(items)) and not set(listed) & set(items)
+  assert run.item_ids[0].item() not in [i for i, _ in run.top_k(items, k=10**6)]
+  with pytest.raises(ValueError, match='k=-1: expected a positive integer'):
+    run.nearest_items(items[0], k=-1)
+  with pytest.raises(TypeError, match='items: expected a list of item ids'):
+    run.score_history('12')
   # The attention maps of a restored run: one per block, over the last max_len items.
   items = run.item_ids[data.test_history.row(0)].tolist()
   maps = run.attention(items)

@@ -187,3 +187,8 @@ def test_analysis_scores_a_session_from_the_users_history(hrnn_run):
   assert np.sum(scores >= scores[target]) == first_rank  # conservative ties
   without = run.score_session(current[:1])
   assert not np.allclose(scores, without)  # the history changes the scores
+  # Empty sessions, like one-item ones, have no pair to walk; a numpy history works too.
+  np.testing.assert_array_equal(run.score_session(current[:1], history=[[], *history]), scores)
+  flat = [i for session in history for i in session]
+  with pytest.raises(TypeError, match=r'history: expected a list of sessions .*\[\[\.\.\.\]\]'):
+    run.score_session(current[:1], history=flat)
