@@ -20,6 +20,17 @@ def _check_mode(mode: str) -> None:
     raise ValueError(f'Unknown tie mode {mode!r}; valid modes: {", ".join(MODES)}.')
 
 
+def check_cutoffs(cutoffs) -> tuple[int, ...]:
+  """The K of the metrics as a tuple of ints.
+
+  Raises:
+    ValueError: on an empty list or a K below 1 (which would report a recall@0 of 0).
+  """
+  if not len(cutoffs) or any(int(k) < 1 for k in cutoffs):
+    raise ValueError(f'cutoffs must be positive integers, got {cutoffs!r}')
+  return tuple(int(k) for k in cutoffs)
+
+
 def nan_ranks_ahead(scores: jax.Array, target_score: jax.Array) -> jax.Array:
   """`scores > target_score` (broadcast), true as well where either side is NaN."""
   return (scores > target_score) | jnp.isnan(scores) | jnp.isnan(target_score)
@@ -302,7 +313,8 @@ def rank_sessions(
   Test sessions are walked session-parallel, the hidden state zeroed at each session start; every
   event after a session's first is a prediction, ranked against the whole catalogue. Slots take
   the sessions longest first (the official code walks them in session-id order): each session
-  is scored on its own, so the order and the batch size change only speed, never the numbers,
+  is scored on its own, so the order and the batch size change only speed, never a rank (the
+  metric means are float32 sums per batch and can differ in the seventh decimal),
   and longest-first leaves the fewest idle slots in the last steps.
 
   Args:
@@ -319,6 +331,8 @@ def rank_sessions(
     `(metrics, ranks)`: `{'recall@K': .., 'mrr@K': .., 'ndcg@K': .., 'count': n_predictions}`,
     and [E] the rank of each event of `events` as a target (NaN for a session's first event).
   """
+  cutoffs = check_cutoffs(cutoffs)
+  _check_mode(mode)
   offsets = events.session_offsets()
   longest_first = np.argsort(offsets[:-1] - offsets[1:], kind='stable')  # [S]
   schedule = build_schedule(np.asarray(events.item), offsets, batch_size, longest_first)

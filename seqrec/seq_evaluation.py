@@ -12,6 +12,7 @@ from flax import nnx
 
 from seqrec.evaluation import (
   MODES,
+  check_cutoffs,
   finalize,
   metric_sums,
   nan_ranks_ahead,
@@ -209,8 +210,7 @@ def _sums(ranks: jax.Array, targets: jax.Array, cutoffs: tuple[int, ...]) -> dic
 def _check(cutoffs, mode, sampled) -> tuple[int, str, int]:
   if mode not in MODES:
     raise ValueError(f'Unknown tie mode {mode!r}; valid modes: {", ".join(MODES)}.')
-  if not cutoffs or any(int(k) < 1 for k in cutoffs):
-    raise ValueError(f'cutoffs must be positive integers, got {cutoffs!r}')
+  check_cutoffs(cutoffs)
   if not sampled:
     return 0, 'uniform', 0
   n, kind, seed = int(sampled.get('n', 100)), sampled.get('kind', 'uniform'), sampled.get('seed', 0)

@@ -58,8 +58,12 @@ def training_events(data: SessionData):
 
 
 def popularity_metrics(data: SessionData, events, cutoffs, tie_mode: str) -> dict[str, float]:
-  """POP baseline on the same targets: every prediction ranks items by training popularity."""
-  counts = np.asarray(data.item_counts)
+  """POP baseline on the same targets: every prediction ranks items by training popularity.
+
+  Popularity is counted on the events the models train on (`training_events`: `train_tr` when
+  there is a validation split), so the column equals the `pop` baseline's run on the same data.
+  """
+  counts = np.asarray(data.item_counts_for(training_events(data)))
   offsets = events.session_offsets()
   is_first = np.zeros(events.num_events, bool)
   is_first[offsets[:-1]] = True

@@ -235,7 +235,7 @@ def evaluate_users_with_ranks(
   (`user_parallel.evaluation_events`); history pairs only move the session and user states, every
   held-out pair is ranked against the whole catalogue (`evaluation.target_ranks`, ties by `mode`).
   A held-out session is scored before it could feed the user state: the user GRU only takes a
-  session when the next one starts. The batch size changes only speed, never the numbers.
+  session when the next one starts. The batch size changes only speed, never a rank.
 
   Args:
     model: an `HRNN`; with `use_user_state=False` also any session model with `init_hidden`,

@@ -453,6 +453,15 @@ def test_validation_split_is_scored_and_trains_on_train_tr(tmp_path):
   assert 'valid/recall@20' in lines[0] and 'test/recall@20' in lines[1]
 
 
+def test_the_popularity_column_counts_what_the_models_train_on(tmp_path):
+  """With a validation split the models fit on train_tr; the POP column beside them did count
+  all of train, so it differed from the `pop` baseline's own run on the same data."""
+  config = tiny_config('pop')
+  config.data.valid_fraction = 0.2
+  result = train.train_and_evaluate(config, str(tmp_path))
+  assert result['test'] == pytest.approx(result['popularity_test'])
+
+
 def test_model_workdir_is_refused(tmp_path):
   (tmp_path / 'checkpoints').mkdir()
   with pytest.raises(Exception, match='fresh --workdir'):

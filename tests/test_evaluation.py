@@ -263,6 +263,14 @@ def test_bad_arguments_raise():
     evaluation.target_ranks(*args, chunk_size=0)
   with pytest.raises(ValueError, match='median'):
     evaluation.ranks_from_scores(jnp.zeros((2, 5)), jnp.zeros((2,), jnp.int32), 'best')
+  # Every evaluator refuses cutoffs that would report a recall@0 of 0 (or nothing at all).
+  events = Events(session=np.zeros(3, np.int64), item=np.arange(1, 4), time=np.arange(3.0))
+  model = GRU4Rec(5, layers=(4,), rngs=nnx.Rngs(0))
+  for cutoffs in ((), (0,), (20, -1)):
+    with pytest.raises(ValueError, match='cutoffs must be positive integers'):
+      evaluation.rank_sessions(model, events, cutoffs=cutoffs)
+  with pytest.raises(ValueError, match='Unknown tie mode'):
+    evaluation.rank_sessions(model, events, mode='best')
 
 
 @pytest.mark.parametrize('mode', evaluation.MODES)

@@ -69,7 +69,7 @@ def rank_events(
     and [E] the rank of each event of `events` as a target (NaN for a session's first event), as
     `seqrec.evaluation.rank_sessions` gives them for GRU4Rec.
   """
-  cutoffs = tuple(int(k) for k in cutoffs)
+  cutoffs = evaluation.check_cutoffs(cutoffs)
   event_ranks = np.full(events.num_events, np.nan, np.float32)
   items = np.asarray(events.item, np.int32)
   target, start = prediction_targets(events)
