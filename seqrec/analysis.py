@@ -66,7 +66,8 @@ class Run:
     Raises:
       ValueError: on an empty prefix, or a history for a model without a user level.
     """
-    if not _id_list(items):
+    items = _id_list(items)
+    if not items:
       raise ValueError('encode_session needs at least one item')
     dense = jnp.asarray(self.dense_ids(items), jnp.int32)
     history = _sessions(history) if history is not None else []

@@ -404,16 +404,14 @@ def build_sequence_task(config: ml_collections.ConfigDict) -> SequenceTask:
   validate_sequence_config(config)
   data = load_sequence_data(config.data)
   logging.info('data %s: %s', data.name, data.stats())
-  n_sampled = int(config.eval.sampled_n)
-  if n_sampled >= data.n_items:
-    from seqrec.train import ConfigError  # noqa: PLC0415 (train dispatches to this module)
-
-    # Drawn with replacement from fewer items, negatives repeat and the sampled rank can exceed
-    # the full-catalogue one: the protocol assumes a catalogue much larger than its sample.
-    raise ConfigError(
-      f'--config.eval.sampled_n={n_sampled}: expected fewer sampled negatives than the '
-      f'{data.n_items} items of {data.name} (0 turns sampled metrics off)'
-    )
+  # Drawn with replacement from fewer items, negatives repeat and the sampled rank can exceed the
+  # full-catalogue one: the protocol assumes a catalogue much larger than its sample.
+  _Checker(config)(
+    int(config.eval.sampled_n) < data.n_items,
+    'eval.sampled_n',
+    f'fewer sampled negatives than the {data.n_items} items of {data.name} (0 turns sampled '
+    'metrics off)',
+  )
   model = build_model(config, data.n_items, data.n_users)
   graphdef = nnx.split(model, nnx.Param, ...)[0]
   step_cfg = seq_train_step.step_config(config, data.n_items)
