@@ -97,6 +97,8 @@ def run_sweep():
     except train.TrainingDivergedError as e:  # an outcome of the grid, not a broken command
       print(f'{name} seed {seed}: not recorded: {e}', flush=True)
       continue
+    except KeyboardInterrupt:
+      cli.exit_interrupted(workdir, f'; a rerun of this command skips the runs {output} holds')
     row = reporting.json_safe(sweep.record(config, label, point, seed, result))
     print(json.dumps(row), flush=True)
     os.makedirs(os.path.dirname(output) or '.', exist_ok=True)

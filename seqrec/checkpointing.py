@@ -5,8 +5,12 @@ by the pytree paths of the live state, so restoring needs only a template of the
 (built from the config) and a mismatch is reported by name instead of failing deep in orbax.
 """
 
+import contextlib
 import json
 import os
+import signal
+import threading
+from collections.abc import Iterator
 from typing import Any
 
 import jax
@@ -122,6 +126,52 @@ def check_rerun_config(workdir: str, config) -> None:
     )
 
 
+def resume_point(workdir: str) -> str:
+  """Where a rerun of `workdir` resumes, in words: for the message after an interruption.
+
+  Args:
+    workdir: a run directory, with or without checkpoints.
+
+  Returns:
+    E.g. 'a rerun resumes after epoch 12 (its latest checkpoint)'.
+  """
+  if not os.path.isdir(os.path.join(workdir, 'checkpoints', 'latest')):
+    return 'no checkpoint yet: a rerun starts from the beginning'
+  ckpts = RunCheckpoints(workdir)
+  try:
+    meta = ckpts.restore_meta('latest')
+  except CheckpointMismatchError as e:
+    return str(e)
+  finally:
+    ckpts.close()
+  if meta is None:
+    return 'no checkpoint yet: a rerun starts from the beginning'
+  progress = meta.get('progress', {})
+  epoch, chunk = int(progress.get('epoch', 0)), int(progress.get('chunk', 0))
+  where = f'after epoch {epoch}' if not chunk else f'in epoch {epoch + 1}, after chunk {chunk}'
+  return f'a rerun resumes {where} (its latest checkpoint)'
+
+
+@contextlib.contextmanager
+def _sigint_deferred() -> Iterator[None]:
+  """Holds a Ctrl-C that arrives inside the block until the block is done, then raises it.
+
+  Orbax writes with worker threads; interrupted halfway it leaves them failing with tracebacks
+  of their own. A save is short, so it finishes first and the run stops at a complete checkpoint.
+  """
+  if threading.current_thread() is not threading.main_thread():
+    yield
+    return
+  caught = []
+  previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+  try:
+    yield
+  finally:
+    signal.signal(signal.SIGINT, previous)
+  if caught:
+    raise KeyboardInterrupt
+
+
 def _flatten(tree: Any) -> dict[str, np.ndarray]:
   leaves = jax.tree_util.tree_flatten_with_path(tree)[0]
   return {jax.tree_util.keystr(path): leaf for path, leaf in leaves}
@@ -168,14 +218,15 @@ class RunCheckpoints:
     """Writes `tree` (any pytree of arrays) and a JSON `meta` dict under `kind` at `step`."""
     flat = {k: np.asarray(v) for k, v in _flatten(tree).items() if np.size(v) > 0}
     manager = self._managers[kind]
-    if step in manager.all_steps():  # e.g. an epoch-end save right after a timed one
-      manager.delete(step)
-    manager.save(
-      step,
-      args=ocp.args.Composite(state=ocp.args.StandardSave(flat), meta=ocp.args.JsonSave(meta)),
-      force=True,
-    )
-    manager.wait_until_finished()
+    with _sigint_deferred():
+      if step in manager.all_steps():  # e.g. an epoch-end save right after a timed one
+        manager.delete(step)
+      manager.save(
+        step,
+        args=ocp.args.Composite(state=ocp.args.StandardSave(flat), meta=ocp.args.JsonSave(meta)),
+        force=True,
+      )
+      manager.wait_until_finished()
 
   def latest_step(self, kind: str) -> int | None:
     return self._managers[kind].latest_step()

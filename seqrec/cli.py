@@ -4,8 +4,11 @@ import json
 import os
 import sys
 from collections.abc import Callable
+from typing import NoReturn
 
 from absl import app
+
+from seqrec import checkpointing
 
 
 def parse_flags(argv: list[str]) -> list[str]:
@@ -32,6 +35,18 @@ def parse_flags(argv: list[str]) -> list[str]:
       detail = detail.args[0]
     print(f'error: unknown config field in {overrides}: {detail}', file=sys.stderr)
     sys.exit(2)
+
+
+def exit_interrupted(workdir: str, also: str = '') -> NoReturn:
+  """Ends the process after Ctrl-C with one line saying where a rerun resumes (status 130).
+
+  Args:
+    workdir: the run directory that was training.
+    also: more to say, e.g. what a rerun of a sweep skips.
+  """
+  where = checkpointing.resume_point(workdir)
+  print(f'interrupted: --workdir={workdir}: {where}{also}', file=sys.stderr)
+  sys.exit(130)
 
 
 def benchmark_main(measure: Callable[..., dict], config, output: str) -> None:

@@ -29,6 +29,8 @@ def main(argv):
   except train.INPUT_ERRORS as e:  # one line naming the file, line or flag; no traceback
     print(f'error: {e}', file=sys.stderr)
     sys.exit(2)
+  except KeyboardInterrupt:
+    cli.exit_interrupted(_WORKDIR.value)
   print(json.dumps(result, indent=2))
   print(reporting.summary(result))
 

@@ -3,10 +3,12 @@
 import json
 import os
 import pathlib
+import signal
 import subprocess
 import sys
+import time
 
-from seqrec import reporting
+from seqrec import checkpointing, reporting
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -73,6 +75,46 @@ def test_a_workdir_that_is_a_file_fails_before_anything_runs(tmp_path):
     assert 'Traceback' not in proc.stderr
     assert message in proc.stderr
   assert taken.read_text() == 'not a run'
+
+
+def test_ctrl_c_says_where_a_rerun_resumes_and_the_rerun_does(tmp_path):
+  workdir = tmp_path / 'interrupted'
+  args = [
+    f'--workdir={workdir}',
+    '--config.n_epochs=1000',
+    '--config.checkpoint_every_secs=0',
+    '--config.data.synthetic_sessions=300',
+  ]
+  proc = subprocess.Popen(
+    [sys.executable, '-m', 'seqrec.main', '--config=seqrec/configs/test.py', *args],
+    cwd=REPO_ROOT,
+    env={**os.environ, 'JAX_PLATFORMS': 'cpu'},
+    stdout=subprocess.PIPE,
+    stderr=subprocess.PIPE,
+    text=True,
+  )
+  metrics = workdir / 'metrics.jsonl'
+  deadline = time.monotonic() + 240
+  while time.monotonic() < deadline and proc.poll() is None:
+    if metrics.exists() and metrics.read_text().count('"epoch"') >= 2:
+      break
+    time.sleep(0.2)
+  proc.send_signal(signal.SIGINT)
+  _, stderr = proc.communicate(timeout=120)
+  assert proc.returncode == 130, stderr
+  assert 'Traceback' not in stderr
+  line = stderr.strip().splitlines()[-1]
+  assert line.startswith(f'interrupted: --workdir={workdir}: a rerun resumes after epoch '), line
+  epoch = int(line.split('after epoch ')[1].split()[0])
+  assert epoch >= 1
+  rerun = run_main(*args[:1], '--config.n_epochs=' + str(epoch + 1), *args[2:])
+  assert rerun.returncode == 0, rerun.stderr
+  assert f'after epoch {epoch}' in rerun.stderr  # the resume log line
+  assert json.loads((workdir / 'final_metrics.json').read_text())['epochs'] == epoch + 1
+
+
+def test_resume_point_of_a_workdir_without_checkpoints(tmp_path):
+  assert 'starts from the beginning' in checkpointing.resume_point(str(tmp_path))
 
 
 def test_summary_shows_a_dash_where_pop_has_no_value():

@@ -2,7 +2,9 @@
 
 import json
 import math
+import os
 import shutil
+import signal
 
 import numpy as np
 import pytest
@@ -160,6 +162,32 @@ def test_epoch_logged_but_not_yet_checkpointed_is_logged_once_after_resume(
   assert [r['epoch'] for r in epoch_lines(records)] == [1, 2, 3]
   assert len(records) == 4 and 'test/recall@20' in records[-1]
   assert comparable(resumed) == comparable(trained_run.result)
+
+
+def test_ctrl_c_during_a_save_waits_for_a_complete_checkpoint(tmp_path, monkeypatch):
+  """SIGINT arriving while orbax writes is raised once the write is done, not inside it."""
+  ckpts = checkpointing.RunCheckpoints(str(tmp_path))
+  manager = ckpts._managers['latest']
+  real_save = manager.save
+
+  def save_interrupted_halfway(*args, **kwargs):
+    os.kill(os.getpid(), signal.SIGINT)  # handled between bytecodes, i.e. right here
+    return real_save(*args, **kwargs)
+
+  monkeypatch.setattr(manager, 'save', save_interrupted_halfway)
+  tree = {'w': np.arange(6, dtype=np.float32).reshape(2, 3)}
+  try:
+    with pytest.raises(KeyboardInterrupt):
+      ckpts.save('latest', 7, tree, {'progress': {'epoch': 3}})
+    restored, meta = ckpts.restore('latest', tree)
+  finally:
+    ckpts.close()
+  np.testing.assert_array_equal(restored['w'], tree['w'])
+  assert meta == {'progress': {'epoch': 3}}
+  assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+  assert checkpointing.resume_point(str(tmp_path)) == (
+    'a rerun resumes after epoch 3 (its latest checkpoint)'
+  )
 
 
 def test_time_limit_stops_at_an_epoch_end_and_the_workdir_trains_on(
