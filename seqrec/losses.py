@@ -127,6 +127,18 @@ def _maybe_elu(scores: jax.Array, elu_param: float) -> jax.Array:
   return scores
 
 
+FINAL_ACTIVATIONS = ('linear', 'tanh')
+
+
+def _final_activation(scores: jax.Array, final_act: str) -> jax.Array:
+  """The output activation the Theano codes (GRU4Rec, hgru4rec) put before BPR and TOP1."""
+  if final_act == 'tanh':
+    return jnp.tanh(scores)
+  if final_act == 'linear':
+    return scores
+  raise ValueError(f'Unknown final_act {final_act!r}; valid: {", ".join(FINAL_ACTIVATIONS)}.')
+
+
 def cross_entropy(
   scores: jax.Array,
   row_valid: jax.Array,
@@ -254,6 +266,8 @@ def bpr(
   row_valid: jax.Array,
   col_valid: jax.Array | None = None,
   positive_col: jax.Array | None = None,
+  *,
+  final_act: str = 'linear',
 ) -> jax.Array:
   """Classic BPR against every negative: per row, mean_j ``-log(sigmoid(t - o_j))``.
 
@@ -271,11 +285,14 @@ def bpr(
     row_valid: [B] bool, True for real slots.
     col_valid: [C] bool or None, see ``LossFn``.
     positive_col: [B] int or None, see ``LossFn``.
+    final_act: 'linear' (the PyTorch GRU4Rec) or 'tanh', applied to every score first (the
+      Theano GRU4Rec's and hgru4rec's default for BPR and TOP1).
 
   Returns:
     Scalar float32, the loss summed over valid rows.
   """
   scores, positive_col, _, is_neg = _layout(scores, row_valid, col_valid, positive_col)
+  scores = _final_activation(scores, final_act)
   target = _positive_scores(scores, positive_col)  # [B, 1]
   per_row, has_neg = _mean_over(-jax.nn.log_sigmoid(target - scores), is_neg)  # [B]
   return _sum_rows(per_row, has_neg)
@@ -286,6 +303,8 @@ def top1(
   row_valid: jax.Array,
   col_valid: jax.Array | None = None,
   positive_col: jax.Array | None = None,
+  *,
+  final_act: str = 'linear',
 ) -> jax.Array:
   """TOP1: per row, mean_j over valid negatives of ``sigmoid(o_j - t) + sigmoid(o_j**2)``.
 
@@ -299,11 +318,13 @@ def top1(
     row_valid: [B] bool, True for real slots.
     col_valid: [C] bool or None, see ``LossFn``.
     positive_col: [B] int or None, see ``LossFn``.
+    final_act: 'linear' or 'tanh', as for ``bpr``.
 
   Returns:
     Scalar float32, the loss summed over valid rows.
   """
   scores, positive_col, _, is_neg = _layout(scores, row_valid, col_valid, positive_col)
+  scores = _final_activation(scores, final_act)
   target = _positive_scores(scores, positive_col)  # [B, 1]
   terms = jax.nn.sigmoid(scores - target) + jax.nn.sigmoid(jnp.square(scores))  # [B, C]
   per_row, has_neg = _mean_over(terms, is_neg)  # [B]

@@ -1,6 +1,7 @@
 """The training loop: data, model, compiled epochs, evaluation, checkpoints, early stopping."""
 
 import dataclasses
+import inspect
 import math
 import os
 import time
@@ -246,6 +247,14 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
   check(float(config.elu_param) >= 0, 'elu_param', '0 (no ELU) or a positive alpha')
   check(float(config.bpreg) >= 0, 'bpreg', 'a non-negative score regularisation weight')
   check(float(config.logq) >= 0, 'logq', 'a non-negative logQ correction weight (0 = off)')
+  final_act = config.get('final_act', 'linear')
+  check(final_act in losses.FINAL_ACTIVATIONS, 'final_act', f'one of {losses.FINAL_ACTIVATIONS}')
+  takes_it = 'final_act' in inspect.signature(losses.LOSSES[config.loss]).parameters
+  check(
+    final_act == 'linear' or takes_it,
+    'final_act',
+    "'linear' with this loss ('tanh' goes with loss bpr or top1, as in the Theano codes)",
+  )
   for name in ('dropout_p_embed', 'dropout_p_hidden'):
     check(0.0 <= float(config[name]) < 1.0, name, 'a probability in [0, 1)')
   check(0 < float(config.learning_rate) < math.inf, 'learning_rate', 'a positive, finite number')

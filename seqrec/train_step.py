@@ -50,6 +50,7 @@ class StepConfig:
   elu_param: float
   learning_rate: float
   momentum: float
+  final_act: str = 'linear'
 
 
 def step_config(config) -> StepConfig:
@@ -62,6 +63,7 @@ def step_config(config) -> StepConfig:
     elu_param=float(config.elu_param),
     learning_rate=float(config.learning_rate),
     momentum=float(config.momentum),
+    final_act=str(config.get('final_act', 'linear')),
   )
 
 
@@ -89,7 +91,12 @@ def bind_loss(cfg: StepConfig) -> Callable:
   """The configured loss with its hyperparameters bound (each loss takes the ones it uses)."""
   loss_fn = losses.get_loss(cfg.loss)
   wanted = inspect.signature(loss_fn).parameters
-  params = {'logq': cfg.logq, 'bpreg': cfg.bpreg, 'elu_param': cfg.elu_param}
+  params = {
+    'logq': cfg.logq,
+    'bpreg': cfg.bpreg,
+    'elu_param': cfg.elu_param,
+    'final_act': cfg.final_act,
+  }
   bound = functools.partial(loss_fn, **{k: v for k, v in params.items() if k in wanted})
   if 'col_log_q' in wanted:
     return bound

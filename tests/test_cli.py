@@ -92,15 +92,20 @@ def test_ctrl_c_says_where_a_rerun_resumes_and_the_rerun_does(tmp_path):
     stdout=subprocess.PIPE,
     stderr=subprocess.PIPE,
     text=True,
+    # A shell's background job (a CI runner's, say) ignores SIGINT, and so would this child.
+    preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
   )
-  metrics = workdir / 'metrics.jsonl'
-  deadline = time.monotonic() + 240
-  while time.monotonic() < deadline and proc.poll() is None:
-    if metrics.exists() and metrics.read_text().count('"epoch"') >= 2:
-      break
-    time.sleep(0.2)
-  proc.send_signal(signal.SIGINT)
-  _, stderr = proc.communicate(timeout=120)
+  try:
+    metrics = workdir / 'metrics.jsonl'
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and proc.poll() is None:
+      if metrics.exists() and metrics.read_text().count('"epoch"') >= 2:
+        break
+      time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=120)
+  finally:
+    proc.kill()  # a no-op once it has exited
   assert proc.returncode == 130, stderr
   assert 'Traceback' not in stderr
   line = stderr.strip().splitlines()[-1]

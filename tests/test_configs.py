@@ -181,6 +181,8 @@ def test_apply_official_rejects_unknown_keys():
     ('elu_param', -1.0, 'no ELU'),
     ('bpreg', -0.5, 'non-negative'),
     ('logq', -1.0, 'non-negative'),
+    ('final_act', 'relu', "one of \\('linear', 'tanh'\\)"),
+    ('final_act', 'tanh', 'goes with loss bpr or top1'),  # test.py's loss is cross-entropy
     ('eval.tie_mode', 'random', 'conservative'),
     ('early_stopping.metric', 'recall@10', 'recall@20'),
     ('checkpoint_every_secs', -1.0, 'non-negative'),

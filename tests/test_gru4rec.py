@@ -20,6 +20,8 @@ TABLES = ('item_in', 'item_out', 'item_bias')
 LOSS_PARAMS = {
   'xe': {'loss': 'cross-entropy', 'logq': 1.0, 'bpreg': 0.0, 'elu_param': 0.0},
   'bprmax': {'loss': 'bpr-max', 'logq': 0.0, 'bpreg': 1.0, 'elu_param': 0.5},
+  # hgru4rec's: TOP1 on tanh-activated scores.
+  'top1tanh': {'loss': 'top1', 'logq': 0.0, 'bpreg': 0.0, 'elu_param': 0.0, 'final_act': 'tanh'},
 }
 
 
@@ -129,6 +131,8 @@ def _reference_grad(params, hidden, inputs, rows, cols, log_q, *, mode, cfg, bat
     row_valid = jnp.ones((scores.shape[0],), bool)
     if cfg.loss == 'cross-entropy':
       total = losses.cross_entropy(scores, row_valid, col_log_q=log_q, logq=cfg.logq)
+    elif cfg.loss == 'top1':
+      total = losses.top1(jnp.tanh(scores), row_valid)  # final_act='tanh', written out
     else:
       total = losses.bpr_max(scores, row_valid, elu_param=cfg.elu_param, bpreg=cfg.bpreg)
     return total / batch_size, (total, new_hidden)
@@ -296,6 +300,7 @@ def _update_fn(mode, loss, n_sample):
     ('separate', 'xe'),
     ('separate', 'bprmax'),
     ('onehot', 'xe'),
+    ('onehot', 'top1tanh'),
   ],
 )
 def test_train_steps_match_dense_reference(mode, loss):

@@ -65,7 +65,8 @@ def ref_top1_max(o, pos):
   return total
 
 
-def ref_bpr(o, pos):
+def ref_bpr(o, pos, final_act='linear'):
+  o = np.tanh(o) if final_act == 'tanh' else o
   total = 0.0
   for i in range(o.shape[0]):
     t = o[i, pos[i]]
@@ -74,7 +75,8 @@ def ref_bpr(o, pos):
   return total
 
 
-def ref_top1(o, pos):
+def ref_top1(o, pos, final_act='linear'):
+  o = np.tanh(o) if final_act == 'tanh' else o
   total = 0.0
   for i in range(o.shape[0]):
     t = o[i, pos[i]]
@@ -103,7 +105,9 @@ SETTINGS = [
   ('bpr-max', {'elu_param': 1.0, 'bpreg': 0.0}),
   ('top1-max', {}),
   ('bpr', {}),
+  ('bpr', {'final_act': 'tanh'}),
   ('top1', {}),
+  ('top1', {'final_act': 'tanh'}),
 ]
 
 
@@ -291,6 +295,29 @@ def test_bpr_and_top1_relate_to_theano_column_means():
   ours_top1 = float(losses.top1(x, row_valid))
   np.testing.assert_allclose((n_neg * ours_bpr + batch * np.log(2.0)) / n_cols, theano_bpr, 1e-5)
   np.testing.assert_allclose((n_neg * ours_top1 + batch * 0.5) / n_cols, theano_top1, 1e-5)
+
+
+def test_top1_with_tanh_matches_hgru4rec_up_to_its_offset_and_scale():
+  """hgru4rec: y = tanh(preact) over the batch's own targets, then
+  mean_i [mean_j (s(y_ij - y_ii) + s(y_ij^2)) - s(y_ii^2) / B]."""
+  batch = 6
+  preact, _ = _session_parallel_problem(8, batch, 0, scale=3.0)
+  y = np.tanh(preact)
+  diag = np.diag(y)
+  hgru = np.mean(
+    np.mean(_sigmoid(y - diag[:, None]) + _sigmoid(y**2), axis=1) - _sigmoid(diag**2) / batch
+  )
+  ours = float(
+    losses.top1(jnp.asarray(preact, jnp.float32), jnp.ones(batch, bool), final_act='tanh')
+  )
+  np.testing.assert_allclose(((batch - 1) * ours + batch * 0.5) / batch / batch, hgru, rtol=1e-5)
+  linear = float(losses.top1(jnp.asarray(preact, jnp.float32), jnp.ones(batch, bool)))
+  assert abs(linear - ours) > 1e-3  # the activation changes the loss
+
+
+def test_unknown_final_act_is_refused():
+  with pytest.raises(ValueError, match="final_act 'relu'"):
+    losses.top1(jnp.zeros((2, 2)), jnp.ones(2, bool), final_act='relu')
 
 
 def test_get_loss_and_registry():

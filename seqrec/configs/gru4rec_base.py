@@ -71,6 +71,9 @@ def get_config() -> ml_collections.ConfigDict:
   config.sample_alpha = 0.5
   config.bpreg = 1.0
   config.logq = 0.0
+  # Output activation before the loss: 'linear' (the PyTorch code) or 'tanh' (the Theano codes'
+  # default for bpr and top1, e.g. hgru4rec's). Ranking always uses the raw scores.
+  config.final_act = 'linear'
   config.n_epochs = 10
   # seqrec's own knobs.
   config.steps_per_call = 128  # steps per compiled lax.scan call
