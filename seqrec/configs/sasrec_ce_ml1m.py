@@ -5,7 +5,7 @@ Settings of the authors' code (antklen/sasrec-bert4rec-recsys23, `configs/SASRec
 all items at every position, Adam lr 1e-3 (PyTorch default betas), batch 128, at most 100
 epochs with early stopping after 10 validations without a better NDCG@10. Validation is the
 second-to-last item of every user (training without the last two); seen items are filtered out
-of the ranking (`filter_seen=True`).
+of the ranking (their `filter_seen=True`; here `eval.exclude_seen=True`).
 
 Expected (full-catalogue ranking, leave-one-out test, seen items excluded): the published SASRec+
 NDCG@10 on ML-1M is 0.1821 (`ndcg@10` in the result). seqrec, 3 seeds on 2 CPU cores:

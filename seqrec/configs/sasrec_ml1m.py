@@ -2,9 +2,9 @@
 
 Paper/official-code settings (kang205/SASRec, ML-1M): max_len 200, d=50, 2 blocks, 1 head,
 dropout 0.2, Adam lr 1e-3 with betas (0.9, 0.98), batch 128, 200 epochs, BCE with one negative
-per position drawn outside the user's sequence, no L2 on the embeddings (`l2_emb=0`). The
-official code validates every 20 epochs; here the validation every 20 epochs picks the tested
-checkpoint by sampled NDCG@10, as the paper selects models.
+per position drawn outside the user's sequence, no L2 on the embeddings (`l2_emb=0`; here
+`weight_decay=0`). The official code validates every 20 epochs; here the validation every 20
+epochs picks the tested checkpoint by sampled NDCG@10, as the paper selects models.
 
 Evaluation is leave-one-out over all 6,040 users. The paper ranks each test target among 100
 negatives drawn uniformly from the items the user has not interacted with. Expected: the
