@@ -202,3 +202,21 @@ def test_validate_config_names_the_flag(field, value, message):
   with pytest.raises(ConfigError, match=f'--config.{field}=.*{message}'):
     validate_config(config)
   validate_config(test_config.get_config())  # the unmodified config is fine
+
+
+def test_hrnn_configs_carry_hgru4rec_settings_per_variant():
+  from seqrec.configs import hrnn_base, hrnn_ml100k, hrnn_ml100k_large
+
+  small_all = hrnn_ml100k.get_config('all')
+  assert small_all.user_propagation_mode == 'all'
+  assert (small_all.batch_size, small_all.momentum, small_all.dropout_p_init) == (100, 0.2, 0.2)
+  large_all = hrnn_ml100k_large.get_config('all')
+  assert large_all.layers == (500,) and large_all.user_units == 500
+  assert (large_all.learning_rate, large_all.batch_size, large_all.momentum) == (0.05, 50, 0.3)
+  assert large_all.dropout_p_embed == large_all.dropout_p_hidden == 0.2
+  init = hrnn_ml100k.get_config()
+  assert init.user_propagation_mode == 'init' and init.batch_size == 50
+  assert (init.loss, init.final_act, init.constrained_embedding) == ('top1', 'tanh', False)
+  assert init.data.name == large_all.data.name == 'ml100k-30min'
+  with pytest.raises(ValueError, match="'both': expected 'init' or 'all'"):
+    hrnn_base.get_config('both')

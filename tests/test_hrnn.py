@@ -56,7 +56,11 @@ def _session_step(params, mode, item, hidden, user):
   """One session-GRU step of one slot in numpy, the user state concatenated to the input."""
   if mode == 'onehot':
     n_items = params['item_in'].shape[0]
-    bias = params['onehot_b'] + (0.0 if user is None else user @ params['onehot_w_ctx'])
+    bias = params['onehot_b']
+    if user is not None:  # hgru4rec's Wu_to_s: the reset and update gates only (blocks 1, 2)
+      bias = bias + np.concatenate(
+        [np.zeros(hidden[0].shape[-1]), (user @ params['onehot_w_ctx'])[0]]
+      )
     x = ref.gru_embedding(
       np, params['item_in'], params['onehot_w_hh'], bias, np.eye(n_items)[[item]], hidden[0]
     )

@@ -70,9 +70,10 @@ class GRU4Rec(nnx.Module):
     dropout_p_embed: dropout on the input embedding.
     dropout_p_hidden: dropout on each GRU layer's output.
     context_features: width C of an optional per-slot context vector fed with the input to the
-      first GRU layer at every step (concatenated to the input; in one-hot mode through its own
-      [C, 3*H0] weights). 0 (the default) for none. HRNN's `all` variant feeds its user state
-      here.
+      first GRU layer at every step: concatenated to the input, so it enters all three gates;
+      in one-hot mode through its own [C, 2*H0] weights into the reset and update gates only,
+      as hgru4rec feeds its user state. 0 (the default) for none. HRNN's `all` variant feeds
+      its user state here.
     rngs: parameter RNG.
   """
 
@@ -117,8 +118,9 @@ class GRU4Rec(nnx.Module):
       self.onehot_b = nnx.Param(jnp.zeros((3 * h0,), jnp.float32))
       if self.context_features:
         self.onehot_w_ctx = nnx.Param(
-          glorot_blocks(rngs.params(), self.context_features, h0, 3)
-        )  # [C, 3H0]
+          glorot_blocks(rngs.params(), self.context_features, h0, 2)
+        )  # [C, 2H0]: blocks r, z
+
     first = 1 if self.mode == 'onehot' else 0
     for i in range(first, len(self.layers)):
       fan_in = self.layers[i - 1] if i > 0 else n_input + self.context_features
@@ -172,11 +174,12 @@ class GRU4Rec(nnx.Module):
     if self.mode == 'onehot':
       h_prev = hidden[0]
       vx = in_rows + self.onehot_b[...]  # [B, 3H0]
-      if self.context_features:
-        vx = vx + context @ self.onehot_w_ctx[...]
       vh = h_prev @ self.onehot_w_hh[...]  # [B, 3H0]
       vx_x, vx_r, vx_z = jnp.split(vx, 3, axis=-1)
       vh_x, vh_r, vh_z = jnp.split(vh, 3, axis=-1)
+      if self.context_features:  # the gates only, not the candidate (hgru4rec)
+        ctx_r, ctx_z = jnp.split(context @ self.onehot_w_ctx[...], 2, axis=-1)  # [B, H0] each
+        vx_r, vx_z = vx_r + ctx_r, vx_z + ctx_z
       r = jax.nn.sigmoid(vx_r + vh_r)
       z = jax.nn.sigmoid(vx_z + vh_z)
       cand = jnp.tanh(r * vh_x + vx_x)

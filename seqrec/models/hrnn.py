@@ -21,13 +21,16 @@ slot by the `session_start` / `user_start` flags of the user-parallel schedule:
 * With several session layers, only the first is initialised from the user state; the upper
   layers carry over from the previous session of the same user and are zeroed at user starts
   only, as in hgru4rec. (The paper has one session layer.)
-* Variant `init`: the user state only initialises the session. Variant `all`: it is also fed to
-  the first session layer at every step, concatenated to the item input (GRU4Rec's
-  `context_features`). hgru4rec adds the user term to the reset and update gates only and drops
-  its candidate block; here it enters all three gates, as concatenation does in the paper.
+* Variant `all`: the user state is also fed to the first session layer at every step (GRU4Rec's
+  `context_features`). With one-hot input (hgru4rec's, and the HRNN configs') it enters the
+  reset and update gates only, as hgru4rec adds it (`Wu_to_s`, whose candidate block it never
+  uses). With an embedding input it is concatenated to the item's row, so it enters all three
+  gates, as the paper's concatenation reads. Variant `init`: it only initialises the session.
 
 Dropout (hgru4rec's names in brackets): `dropout_p_embed` on the input embedding and
-`dropout_p_hidden` [dropout_p_hidden_ses] on every session layer's output, as GRU4Rec;
+`dropout_p_hidden` [dropout_p_hidden_ses] on every session layer's output, as GRU4Rec (in one-hot
+mode, hgru4rec's, the first session layer's output is dropped with `dropout_p_embed`, as in
+GRU4Rec, so the configs set both fields to hgru4rec's session dropout);
 `dropout_p_user` [dropout_p_hidden_usr] on the user GRU's output, which is the carried user
 state (its input, the carried session state, already holds the session dropout); `dropout_p_init`
 on the initialisation `s0`. Carried states are the dropped-out values, as in hgru4rec and GRU4Rec.
