@@ -18,7 +18,8 @@ does (Glorot tables, inputs scaled by sqrt(D)): the same network, trained from a
 Expected (full-catalogue test ranking, seen items excluded), gSASRec-pytorch's README:
 Recall@1 0.0754, Recall@10 0.3003, NDCG@10 0.1726 (`recall@1`, `recall@10`, `ndcg@10`).
 seqrec on 2 CPU cores with `--config.sasrec.init=tf`, time-limited: seed 0 (best validation at
-epoch 143 of 179) 0.0765 / 0.2912 / 0.1703, seed 1 (epoch 132 of 150) 0.0772 / 0.2882 / 0.1687
+epoch 143 of 179) 0.0765 / 0.2912 / 0.1703, seed 1 (epoch 132 of 150) 0.0772 / 0.2882 / 0.1687,
+seed 2 (epoch 149 of 160) 0.0786 / 0.2962 / 0.1732; mean Recall@10 0.2919, NDCG@10 0.1707
 (experiments/sequential/README.md).
 
     python -m seqrec.main --config=seqrec/configs/gsasrec_ml1m.py --workdir=runs/gsasrec_ml1m
