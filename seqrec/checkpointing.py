@@ -159,7 +159,10 @@ def _sigint_deferred() -> Iterator[None]:
   Orbax writes with worker threads; interrupted halfway it leaves them failing with tracebacks
   of their own. A save is short, so it finishes first and the run stops at a complete checkpoint.
   """
-  if threading.current_thread() is not threading.main_thread():
+  if (
+    threading.current_thread() is not threading.main_thread()
+    or signal.getsignal(signal.SIGINT) is not signal.default_int_handler
+  ):  # e.g. ignored, as in a shell's background job: nothing to defer
     yield
     return
   caught = []

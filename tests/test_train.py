@@ -175,16 +175,19 @@ def test_ctrl_c_during_a_save_waits_for_a_complete_checkpoint(tmp_path, monkeypa
     return real_save(*args, **kwargs)
 
   monkeypatch.setattr(manager, 'save', save_interrupted_halfway)
+  # Python's own handler, also where this runs as a background job (which ignores SIGINT).
+  previous = signal.signal(signal.SIGINT, signal.default_int_handler)
   tree = {'w': np.arange(6, dtype=np.float32).reshape(2, 3)}
   try:
     with pytest.raises(KeyboardInterrupt):
       ckpts.save('latest', 7, tree, {'progress': {'epoch': 3}})
     restored, meta = ckpts.restore('latest', tree)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
   finally:
     ckpts.close()
+    signal.signal(signal.SIGINT, previous)
   np.testing.assert_array_equal(restored['w'], tree['w'])
   assert meta == {'progress': {'epoch': 3}}
-  assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
   assert checkpointing.resume_point(str(tmp_path)) == (
     'a rerun resumes after epoch 3 (its latest checkpoint)'
   )
