@@ -135,15 +135,15 @@ def resume_point(workdir: str) -> str:
   Returns:
     E.g. 'a rerun resumes after epoch 12 (its latest checkpoint)'.
   """
-  if not os.path.isdir(os.path.join(workdir, 'checkpoints', 'latest')):
-    return 'no checkpoint yet: a rerun starts from the beginning'
-  ckpts = RunCheckpoints(workdir)
-  try:
-    meta = ckpts.restore_meta('latest')
-  except CheckpointMismatchError as e:
-    return str(e)
-  finally:
-    ckpts.close()
+  meta = None
+  if os.path.isdir(os.path.join(workdir, 'checkpoints', 'latest')):  # else create nothing
+    ckpts = RunCheckpoints(workdir)
+    try:
+      meta = ckpts.restore_meta('latest')
+    except CheckpointMismatchError as e:
+      return str(e)
+    finally:
+      ckpts.close()
   if meta is None:
     return 'no checkpoint yet: a rerun starts from the beginning'
   progress = meta.get('progress', {})

@@ -90,11 +90,8 @@ def get_config(variant: str | None = None) -> ml_collections.ConfigDict:
   config.embedding = 0
   config.n_sample = 0  # hgru4rec scores the batch's own targets only
   config.n_epochs = 10
-  # The user level (HRNN only; a gru4rec run ignores these).
-  config.user_units = 100
-  config.user_propagation_mode = 'init'  # 'init' | 'all'
-  config.dropout_p_user = 0.0  # hgru4rec's dropout_p_hidden_usr
-  config.dropout_p_init = 0.0
+  # Sizes, optimiser, dropout and the user level (user_units, user_propagation_mode,
+  # dropout_p_user, dropout_p_init: HRNN only, a gru4rec run ignores them).
   apply_hgru4rec(config, 'small', variant)
   config.steps_per_call = 64
   config.eval.cutoffs = (5, 10, 20)

@@ -120,7 +120,6 @@ class GRU4Rec(nnx.Module):
         self.onehot_w_ctx = nnx.Param(
           glorot_blocks(rngs.params(), self.context_features, h0, 2)
         )  # [C, 2H0]: blocks r, z
-
     first = 1 if self.mode == 'onehot' else 0
     for i in range(first, len(self.layers)):
       fan_in = self.layers[i - 1] if i > 0 else n_input + self.context_features
